@@ -1,0 +1,503 @@
+package anylisten
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Kind is the kind of socket an Address names.
+type Kind uint8
+
+// The kinds of Address. The zero Kind belongs to the zero Address only.
+const (
+	KindTCP      Kind = iota + 1 // TCP host and port: 127.0.0.1:8080, :8080, [::1]:80, localhost:8080
+	KindUnix                     // UNIX socket path: /run/app.sock, ./app.sock, unix:app.sock
+	KindAbstract                 // Linux abstract UNIX socket: @name
+	KindInetd                    // one connection on stdin/stdout: inetd
+	KindSystemd                  // sockets passed by a service manager: sd-listen, sd-listen:NAME, sd-listen:*, fd://N
+	KindVsock                    // AF_VSOCK: vsock:CID:PORT
+)
+
+var kindNames = [...]string{
+	KindTCP:      "tcp",
+	KindUnix:     "unix",
+	KindAbstract: "abstract",
+	KindInetd:    "inetd",
+	KindSystemd:  "systemd",
+	KindVsock:    "vsock",
+}
+
+// String returns the lower-case name of k: tcp, unix, abstract, inetd,
+// systemd or vsock.
+func (k Kind) String() string {
+	if k > 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Special values of Address fields.
+const (
+	// sdAll is the systemd name that selects every inherited socket.
+	sdAll = "*"
+	// CIDAny is VMADDR_CID_ANY: listen on every context id of this machine.
+	cidAny = ^uint32(0)
+	// cidLocal and cidHost are VMADDR_CID_LOCAL and VMADDR_CID_HOST.
+	cidLocal = 1
+	cidHost  = 2
+	// maxFDName is systemd's limit on a FileDescriptorName.
+	maxFDName = 255
+)
+
+// Address is a parsed listen address: one string from a flag or a config
+// file that says where a server accepts connections. Create it with
+// ParseAddress, MustParseAddress, UnmarshalText or Set.
+//
+// Address is a small comparable value: use it with == and as a map key.
+// Two Addresses are equal when they name the same socket in the same way,
+// which is when their String forms are equal. The zero Address names
+// nothing; Listen rejects it.
+type Address struct {
+	kind Kind
+	// str is the TCP host (without brackets), the UNIX socket path, the
+	// abstract name (without '@'), or the systemd socket name ("" for plain
+	// sd-listen, sdAll for all of them).
+	str string
+	// num is the TCP port, the vsock port, or the inherited fd number.
+	num uint32
+	// cid is the vsock context id.
+	cid uint32
+	// fd says that a systemd Address names an fd number (num), not a name.
+	fd bool
+}
+
+// ParseError is the error ParseAddress returns for a string that names no
+// address. Its message quotes the input and says what would be accepted.
+type ParseError struct {
+	Input  string // the string as given
+	Reason string // what is wrong with it, and what would be right
+}
+
+func (e *ParseError) Error() string {
+	return "anylisten: invalid listen address " + strconv.Quote(e.Input) + ": " + e.Reason
+}
+
+// forms lists the accepted address forms for error messages.
+const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, /path, ./path, unix:PATH, @name, " +
+	"inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N or vsock:CID:PORT"
+
+// ParseAddress parses s as a listen address. It never touches the network
+// or the file system: host names are resolved and paths are checked by
+// Listen. The accepted forms, case-insensitive in their keywords:
+//
+//	127.0.0.1:8080, [::1]:80, [fe80::1%eth0]:80  TCP, IP literal and port
+//	:8080                                       TCP on every interface (dual stack)
+//	localhost:8080                              TCP, host name resolved by Listen
+//	8080                                        TCP bare port, same as :8080
+//	tcp://127.0.0.1:8080                        TCP, explicit
+//	/run/app.sock, ./app.sock, ../app.sock      UNIX socket path
+//	unix:/run/app.sock, unix:///run/app.sock    UNIX socket path
+//	unix:app.sock                               UNIX socket path relative to the working directory
+//	@name, unix:@name, unix-abstract:name       Linux abstract UNIX socket
+//	inetd, stdio, -                             one connection on stdin/stdout
+//	sd-listen, sd-listen-unix                   the one socket passed by systemd (fd 3)
+//	sd-listen:NAME, fd://NAME                   the socket systemd passed under FileDescriptorName=NAME
+//	sd-listen:*, fd://, fd://*                  every socket systemd passed, merged
+//	fd://3, accept-from-fd:3                    the inherited socket with that fd number
+//	vsock:CID:PORT, vsock://CID:PORT            AF_VSOCK; CID is a number, host, local, any or empty
+//
+// Any other string is an error of type *ParseError that quotes s and says
+// which forms are accepted. A relative UNIX path must start with ./ or ../
+// (or be written unix:PATH), so that app.sock is not taken for a typo of a
+// TCP address. Paths longer than the kernel's sun_path allows, or holding a
+// NUL byte, are rejected.
+func ParseAddress(s string) (Address, error) {
+	a, reason := parse(s)
+	if reason != "" {
+		return Address{}, &ParseError{Input: s, Reason: reason}
+	}
+	return a, nil
+}
+
+// MustParseAddress is like ParseAddress but panics if s cannot be parsed.
+// It is meant for constants and defaults in programs and tests.
+func MustParseAddress(s string) Address {
+	a, err := ParseAddress(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+// parse returns the Address s names, or a non-empty reason why it names
+// none. It allocates nothing on success.
+func parse(s string) (Address, string) {
+	if s == "" {
+		return Address{}, "empty address; " + forms
+	}
+	switch s[0] {
+	case '/':
+		return parseUnixPath(s)
+	case '@':
+		return parseAbstract(s[1:])
+	case '.':
+		if strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") {
+			return parseUnixPath(s)
+		}
+		return Address{}, "a relative UNIX socket path must start with ./ or ../ (write ./" + s + " or unix:" + s + ")"
+	}
+	switch {
+	case strings.EqualFold(s, "inetd"), strings.EqualFold(s, "stdio"), s == "-":
+		return Address{kind: KindInetd}, ""
+	case strings.EqualFold(s, "sd-listen"), strings.EqualFold(s, "sd_listen"),
+		strings.EqualFold(s, "sd-listen-unix"), strings.EqualFold(s, "sd_listen_unix"):
+		return Address{kind: KindSystemd}, ""
+	}
+	if rest, ok := cutPrefixFold(s, "tcp://"); ok {
+		return parseTCP(rest)
+	}
+	if rest, ok := cutPrefixFold(s, "unix-abstract:"); ok {
+		return parseAbstract(rest)
+	}
+	if rest, ok := cutPrefixFold(s, "unix:"); ok {
+		return parseUnixScheme(rest)
+	}
+	for _, p := range [...]string{"sd-listen:", "sd_listen:", "sd-listen-unix:", "sd_listen_unix:"} {
+		if rest, ok := cutPrefixFold(s, p); ok {
+			return parseSystemdName(rest)
+		}
+	}
+	if rest, ok := cutPrefixFold(s, "fd://"); ok {
+		if rest == "" {
+			return Address{kind: KindSystemd, str: sdAll}, ""
+		}
+		if isDigits(rest) {
+			return parseFDNumber(rest)
+		}
+		return parseSystemdName(rest)
+	}
+	if rest, ok := cutPrefixFold(s, "accept-from-fd:"); ok {
+		return parseFDNumber(rest)
+	}
+	if rest, ok := cutPrefixFold(s, "vsock:"); ok {
+		return parseVsock(strings.TrimPrefix(rest, "//"))
+	}
+	if i := strings.Index(s, "://"); i >= 0 {
+		return Address{}, "unknown scheme " + strconv.Quote(s[:i+3]) + "; " + forms
+	}
+	if !strings.Contains(s, ":") && !isDigits(s) {
+		if isIPv4ish(s) {
+			return Address{}, "missing port; want HOST:PORT, like " + s + ":8080"
+		}
+		if strings.ContainsAny(s, "./") {
+			return Address{}, "neither a TCP address (HOST:PORT needs a port) nor a UNIX socket path " +
+				"(a relative path must start with ./ or ../: write ./" + s + " or unix:" + s + ")"
+		}
+		return Address{}, "missing port (write " + s + ":PORT for TCP); " + forms
+	}
+	return parseTCP(s)
+}
+
+// cutPrefixFold is strings.CutPrefix with ASCII case folding.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseUint parses a decimal number of at most max; what names it in the
+// reason.
+func parseUint(s, what string, max uint32) (uint32, string) {
+	if !isDigits(s) {
+		if s == "" {
+			return 0, "missing " + what
+		}
+		return 0, what + " " + strconv.Quote(s) + " is not a decimal number"
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n > uint64(max) {
+		return 0, what + " " + s + " is out of range (0-" + strconv.FormatUint(uint64(max), 10) + ")"
+	}
+	return uint32(n), ""
+}
+
+func parseTCP(s string) (Address, string) {
+	if isDigits(s) {
+		port, reason := parseUint(s, "port", 65535)
+		return Address{kind: KindTCP, num: port}, reason
+	}
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		switch {
+		case strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "["):
+			return Address{}, "an IPv6 address needs brackets: [ADDR]:PORT, like [::1]:8080"
+		case !strings.Contains(s, ":") || strings.HasSuffix(s, "]"):
+			return Address{}, "missing port; want HOST:PORT, like 127.0.0.1:8080 or :8080"
+		}
+		return Address{}, "not HOST:PORT (" + strings.TrimPrefix(err.Error(), "address "+s+": ") + "); " + forms
+	}
+	port, reason := parseUint(portStr, "port", 65535)
+	if reason != "" {
+		return Address{}, reason + "; want HOST:PORT with a numeric port, like 127.0.0.1:8080"
+	}
+	if reason := checkHost(host, strings.HasPrefix(s, "[")); reason != "" {
+		return Address{}, reason
+	}
+	return Address{kind: KindTCP, str: host, num: port}, ""
+}
+
+// checkHost accepts an empty host, an IP literal (IPv6 only in brackets),
+// or a syntactically valid DNS name.
+func checkHost(host string, bracketed bool) string {
+	if host == "" {
+		return ""
+	}
+	if bracketed || strings.ContainsAny(host, ":%") {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is6() || !bracketed {
+			return "host " + strconv.Quote(host) + " is not an IPv6 address; write [IPv6]:PORT"
+		}
+		return ""
+	}
+	if isIPv4ish(host) {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "host " + strconv.Quote(host) + " is not a valid IPv4 address"
+		}
+		return ""
+	}
+	if len(host) > 253 {
+		return "host name is longer than 253 bytes"
+	}
+	label := 0
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case c == '.':
+			if label == 0 {
+				return "host " + strconv.Quote(host) + " has an empty label"
+			}
+			label = 0
+			continue
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return "host " + strconv.Quote(host) + " contains " + strconv.QuoteRune(rune(c)) +
+				", which no host name or IP address does"
+		}
+		label++
+		if label > 63 {
+			return "host " + strconv.Quote(host) + " has a label longer than 63 bytes"
+		}
+	}
+	return ""
+}
+
+// isIPv4ish reports whether host is made of digits and dots only, and so
+// can only mean an IPv4 address.
+func isIPv4ish(host string) bool {
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func parseUnixScheme(rest string) (Address, string) {
+	if strings.HasPrefix(rest, "@") {
+		return parseAbstract(rest[1:])
+	}
+	if after, ok := strings.CutPrefix(rest, "//"); ok {
+		if strings.HasPrefix(after, "@") {
+			return parseAbstract(after[1:])
+		}
+		if !strings.HasPrefix(after, "/") {
+			return Address{}, "unix:// must be followed by an absolute path, like unix:///run/app.sock; " +
+				"for a relative path write unix:" + after
+		}
+		rest = after
+	}
+	if rest == "" {
+		return Address{}, "missing path after unix:; want unix:/run/app.sock or unix:app.sock"
+	}
+	return parseUnixPath(rest)
+}
+
+func parseUnixPath(p string) (Address, string) {
+	if reason := checkSockName(p, "path"); reason != "" {
+		return Address{}, reason
+	}
+	return Address{kind: KindUnix, str: p}, ""
+}
+
+func parseAbstract(name string) (Address, string) {
+	if name == "" {
+		return Address{}, "missing name after @; want @name"
+	}
+	if reason := checkSockName(name, "abstract name"); reason != "" {
+		return Address{}, reason
+	}
+	return Address{kind: KindAbstract, str: name}, ""
+}
+
+// checkSockName checks that s fits into sun_path with its terminating NUL
+// (or, for abstract names, its leading NUL) and holds no NUL byte.
+func checkSockName(s, what string) string {
+	if strings.IndexByte(s, 0) >= 0 {
+		return "UNIX socket " + what + " contains a NUL byte"
+	}
+	if len(s) > maxSunPath {
+		return "UNIX socket " + what + " is " + strconv.Itoa(len(s)) + " bytes long; the kernel takes at most " +
+			strconv.Itoa(maxSunPath) + " (sun_path); choose a shorter path or a relative one"
+	}
+	return ""
+}
+
+func parseSystemdName(name string) (Address, string) {
+	switch {
+	case name == "":
+		return Address{}, "missing socket name; want sd-listen:NAME (FileDescriptorName=NAME) or sd-listen:*"
+	case name == sdAll:
+		return Address{kind: KindSystemd, str: sdAll}, ""
+	case len(name) > maxFDName:
+		return Address{}, "socket name is longer than systemd's limit of 255 bytes"
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == ':':
+			return Address{}, "socket name " + strconv.Quote(name) + " contains ':', which separates names in LISTEN_FDNAMES"
+		case c <= ' ' || c >= 0x7f:
+			return Address{}, "socket name " + strconv.Quote(name) + " must be printable ASCII without spaces, as systemd requires"
+		}
+	}
+	return Address{kind: KindSystemd, str: name}, ""
+}
+
+func parseFDNumber(s string) (Address, string) {
+	n, reason := parseUint(s, "file descriptor number", 1<<31-1)
+	if reason != "" {
+		return Address{}, reason
+	}
+	return Address{kind: KindSystemd, num: n, fd: true}, ""
+}
+
+func parseVsock(s string) (Address, string) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return Address{}, "missing port; want vsock:CID:PORT, like vsock:any:1024"
+	}
+	cidStr, portStr := s[:i], s[i+1:]
+	var cid uint32
+	switch {
+	case cidStr == "", strings.EqualFold(cidStr, "any"):
+		cid = cidAny
+	case strings.EqualFold(cidStr, "local"):
+		cid = cidLocal
+	case strings.EqualFold(cidStr, "host"):
+		cid = cidHost
+	default:
+		var reason string
+		if cid, reason = parseUint(cidStr, "CID", ^uint32(0)); reason != "" {
+			return Address{}, reason + "; the CID is a number, host, local, any or empty"
+		}
+	}
+	port, reason := parseUint(portStr, "port", ^uint32(0))
+	if reason != "" {
+		return Address{}, reason + "; want vsock:CID:PORT, like vsock:any:1024"
+	}
+	return Address{kind: KindVsock, cid: cid, num: port}, ""
+}
+
+// Kind returns the kind of socket a names; the zero Address has Kind 0.
+func (a Address) Kind() Kind { return a.kind }
+
+// String returns the canonical form of a, which ParseAddress turns back
+// into a: TCP addresses as HOST:PORT (with tcp:// only where the bare form
+// would read as another kind), UNIX paths as given (unix:PATH for a
+// relative path that does not start with ./ or ../), @name, inetd,
+// sd-listen, sd-listen:NAME, sd-listen:*, fd://N, vsock:any:PORT or
+// vsock:CID:PORT. The zero Address gives "".
+func (a Address) String() string {
+	switch a.kind {
+	case KindTCP:
+		bare := net.JoinHostPort(a.str, strconv.FormatUint(uint64(a.num), 10))
+		if b, reason := parse(bare); reason != "" || b != a {
+			return "tcp://" + bare
+		}
+		return bare
+	case KindUnix:
+		if strings.HasPrefix(a.str, "/") || strings.HasPrefix(a.str, "./") || strings.HasPrefix(a.str, "../") {
+			return a.str
+		}
+		return "unix:" + a.str
+	case KindAbstract:
+		return "@" + a.str
+	case KindInetd:
+		return "inetd"
+	case KindSystemd:
+		switch {
+		case a.fd:
+			return "fd://" + strconv.FormatUint(uint64(a.num), 10)
+		case a.str == "":
+			return "sd-listen"
+		}
+		return "sd-listen:" + a.str
+	case KindVsock:
+		cid := "any"
+		if a.cid != cidAny {
+			cid = strconv.FormatUint(uint64(a.cid), 10)
+		}
+		return "vsock:" + cid + ":" + strconv.FormatUint(uint64(a.num), 10)
+	}
+	return ""
+}
+
+// MarshalText implements encoding.TextMarshaler: the text is a.String().
+func (a Address) MarshalText() ([]byte, error) {
+	return []byte(a.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseAddress, so
+// that an Address can be read from JSON, YAML or TOML as a string and used
+// with flag.TextVar. On error a is left unchanged.
+func (a *Address) UnmarshalText(text []byte) error {
+	b, err := ParseAddress(string(text))
+	if err != nil {
+		return err
+	}
+	*a = b
+	return nil
+}
+
+// Set implements flag.Value with ParseAddress, so that
+// flag.Var(&addr, "listen", "...") works.
+func (a *Address) Set(s string) error {
+	return a.UnmarshalText([]byte(s))
+}
+
+// AddressHelp describes the address forms in a few lines, for the help
+// text of a program's listen address argument or flag.
+const AddressHelp = `Socket address to listen on; one of:
+  * TCP host and port: 127.0.0.1:8080, [::]:80, localhost:8080, :8080 (every
+    interface) or a bare port 8080; tcp://HOST:PORT also works
+  * UNIX socket path: /run/app.sock, ./app.sock, ../app.sock or unix:PATH
+  * Linux abstract UNIX socket: @name
+  * inetd (or stdio, -): serve one connection on stdin/stdout
+  * sd-listen: the socket passed by systemd (socket activation); sd-listen:NAME
+    for the one named NAME (FileDescriptorName=), sd-listen:* for all of them;
+    fd://, fd://NAME and fd://N (by fd number) also work
+  * vsock:CID:PORT: AF_VSOCK; CID is a number, host, local, any or empty`

@@ -1,0 +1,292 @@
+package anylisten
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// acceptedAddresses are the forms ParseAddress accepts, with their kind and
+// canonical String.
+var acceptedAddresses = []struct {
+	in    string
+	kind  Kind
+	canon string
+}{
+	{"127.0.0.1:8080", KindTCP, "127.0.0.1:8080"},
+	{"[::]:80", KindTCP, "[::]:80"},
+	{"[::1]:0", KindTCP, "[::1]:0"},
+	{"[fe80::1%eth0]:80", KindTCP, "[fe80::1%eth0]:80"},
+	{":8080", KindTCP, ":8080"},
+	{"localhost:8080", KindTCP, "localhost:8080"},
+	{"my_host-1.example.com:443", KindTCP, "my_host-1.example.com:443"},
+	{"8080", KindTCP, ":8080"},
+	{"0", KindTCP, ":0"},
+	{"127.0.0.1:08080", KindTCP, "127.0.0.1:8080"},
+	{"tcp://127.0.0.1:8080", KindTCP, "127.0.0.1:8080"},
+	{"TCP://[::1]:80", KindTCP, "[::1]:80"},
+	{"tcp://8080", KindTCP, ":8080"},
+	{"tcp://sd-listen:80", KindTCP, "tcp://sd-listen:80"},
+	{"tcp://unix:80", KindTCP, "tcp://unix:80"},
+	{"tcp://vsock:80", KindTCP, "tcp://vsock:80"},
+	{"tcp://accept-from-fd:80", KindTCP, "tcp://accept-from-fd:80"},
+	{"tcp://fd:80", KindTCP, "fd:80"},
+	{"/run/app.sock", KindUnix, "/run/app.sock"},
+	{"./app.sock", KindUnix, "./app.sock"},
+	{"../app.sock", KindUnix, "../app.sock"},
+	{"unix:/run/app.sock", KindUnix, "/run/app.sock"},
+	{"unix:///run/app.sock", KindUnix, "/run/app.sock"},
+	{"unix:app.sock", KindUnix, "unix:app.sock"},
+	{"UNIX:./app.sock", KindUnix, "./app.sock"},
+	{"unix:.app.sock", KindUnix, "unix:.app.sock"},
+	{"/" + strings.Repeat("a", maxSunPath-1), KindUnix, "/" + strings.Repeat("a", maxSunPath-1)},
+	{"@name", KindAbstract, "@name"},
+	{"unix:@name", KindAbstract, "@name"},
+	{"unix://@name", KindAbstract, "@name"},
+	{"unix-abstract:name", KindAbstract, "@name"},
+	{"@" + strings.Repeat("a", maxSunPath), KindAbstract, "@" + strings.Repeat("a", maxSunPath)},
+	{"inetd", KindInetd, "inetd"},
+	{"INETD", KindInetd, "inetd"},
+	{"stdio", KindInetd, "inetd"},
+	{"-", KindInetd, "inetd"},
+	{"sd-listen", KindSystemd, "sd-listen"},
+	{"sd_listen", KindSystemd, "sd-listen"},
+	{"SD-Listen-Unix", KindSystemd, "sd-listen"},
+	{"sd_listen_unix", KindSystemd, "sd-listen"},
+	{"sd-listen:http", KindSystemd, "sd-listen:http"},
+	{"sd_listen:http", KindSystemd, "sd-listen:http"},
+	{"sd-listen:3", KindSystemd, "sd-listen:3"},
+	{"sd-listen:*", KindSystemd, "sd-listen:*"},
+	{"fd://", KindSystemd, "sd-listen:*"},
+	{"fd://*", KindSystemd, "sd-listen:*"},
+	{"fd://http", KindSystemd, "sd-listen:http"},
+	{"fd://3", KindSystemd, "fd://3"},
+	{"accept-from-fd:4", KindSystemd, "fd://4"},
+	{"vsock:3:1024", KindVsock, "vsock:3:1024"},
+	{"vsock://3:1024", KindVsock, "vsock:3:1024"},
+	{"vsock:any:1024", KindVsock, "vsock:any:1024"},
+	{"vsock::1024", KindVsock, "vsock:any:1024"},
+	{"vsock://:9100", KindVsock, "vsock:any:9100"},
+	{"vsock:4294967295:80", KindVsock, "vsock:any:80"},
+	{"vsock:host:80", KindVsock, "vsock:2:80"},
+	{"vsock:LOCAL:80", KindVsock, "vsock:1:80"},
+	{"vsock:any:4294967295", KindVsock, "vsock:any:4294967295"},
+}
+
+func TestParseAddressAccepted(t *testing.T) {
+	for _, tt := range acceptedAddresses {
+		t.Run(tt.in, func(t *testing.T) {
+			a, err := ParseAddress(tt.in)
+			if err != nil {
+				t.Fatalf("ParseAddress(%q): %v", tt.in, err)
+			}
+			if got := a.Kind(); got != tt.kind {
+				t.Errorf("Kind() = %v, want %v", got, tt.kind)
+			}
+			if got := a.String(); got != tt.canon {
+				t.Errorf("String() = %q, want %q", got, tt.canon)
+			}
+			b, err := ParseAddress(a.String())
+			if err != nil || b != a {
+				t.Errorf("ParseAddress(%q) = %#v, %v; want %#v (round trip)", a.String(), b, err, a)
+			}
+		})
+	}
+}
+
+func TestParseAddressRejected(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want string // a part of the error message
+	}{
+		{"", "empty address"},
+		{"127.0.0.1", "missing port"},
+		{"localhost", "missing port"},
+		{"[::1]", "missing port"},
+		{"::1", "IPv6 address needs brackets"},
+		{"::1:80", "IPv6 address needs brackets"},
+		{"127.0.0.1:65536", "port 65536 is out of range (0-65535)"},
+		{"65536", "port 65536 is out of range"},
+		{"127.0.0.1:", "missing port"},
+		{"127.0.0.1:http", `port "http" is not a decimal number`},
+		{"127.0.0.1:-1", `port "-1" is not a decimal number`},
+		{"999.1.1.1:80", "not a valid IPv4 address"},
+		{"[127.0.0.1]:80", "not an IPv6 address"},
+		{"bad host:80", "contains ' '"},
+		{"a..b:80", "empty label"},
+		{"app.sock", "write ./app.sock or unix:app.sock"},
+		{".app.sock", "write ./.app.sock or unix:.app.sock"},
+		{"/" + strings.Repeat("a", maxSunPath), "sun_path"},
+		{"/run/a\x00b.sock", "NUL"},
+		{"unix:", "missing path"},
+		{"unix://app.sock", "unix:// must be followed by an absolute path"},
+		{"@", "missing name"},
+		{"@" + strings.Repeat("a", maxSunPath+1), "sun_path"},
+		{"sd-listen:a:b", "contains ':'"},
+		{"sd-listen:", "missing socket name"},
+		{"sd-listen:a b", "printable ASCII"},
+		{"sd-listen:" + strings.Repeat("n", 256), "255 bytes"},
+		{"fd://99999999999", "out of range"},
+		{"accept-from-fd:x", "not a decimal number"},
+		{"vsock:42", "missing port"},
+		{"vsock:42:", "missing port"},
+		{"vsock:x:80", `CID "x" is not a decimal number`},
+		{"vsock:42:4294967296", "out of range"},
+		{"http://example.com/", `unknown scheme "http://"`},
+		{"udp://127.0.0.1:53", `unknown scheme "udp://"`},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			a, err := ParseAddress(tt.in)
+			if err == nil {
+				t.Fatalf("ParseAddress(%q) = %v, want an error", tt.in, a)
+			}
+			if a != (Address{}) {
+				t.Errorf("ParseAddress(%q) returned %#v with its error, want the zero Address", tt.in, a)
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Input != tt.in {
+				t.Errorf("error %v is not a *ParseError for %q", err, tt.in)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not say %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseAddressErrorQuotesInput(t *testing.T) {
+	_, err := ParseAddress("app.sock")
+	want := `anylisten: invalid listen address "app.sock": `
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error = %v, want it to start with %q", err, want)
+	}
+}
+
+func TestMustParseAddressPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("MustParseAddress(\"app.sock\") did not panic")
+		}
+	}()
+	MustParseAddress("app.sock")
+}
+
+func TestAddressComparable(t *testing.T) {
+	seen := map[Address]string{}
+	for _, tt := range acceptedAddresses {
+		a := MustParseAddress(tt.in)
+		if prev, ok := seen[a]; ok && MustParseAddress(prev).String() != a.String() {
+			t.Errorf("%q and %q are == but print as %q and %q", prev, tt.in, MustParseAddress(prev), a)
+		}
+		seen[a] = tt.in
+	}
+	if MustParseAddress("8080") != MustParseAddress(":8080") {
+		t.Error(`"8080" != ":8080"`)
+	}
+	if MustParseAddress("sd-listen:3") == MustParseAddress("fd://3") {
+		t.Error(`the socket named "3" == the socket with fd 3`)
+	}
+	if MustParseAddress("./a.sock") == MustParseAddress("unix:a.sock") {
+		t.Error(`"./a.sock" == "unix:a.sock": the round trip of either would break`)
+	}
+}
+
+func TestKindString(t *testing.T) {
+	got := []string{}
+	for k := KindTCP; k <= KindVsock; k++ {
+		got = append(got, k.String())
+	}
+	want := []string{"tcp", "unix", "abstract", "inetd", "systemd", "vsock"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Kind names (-want +got):\n%s", diff)
+	}
+	if s := Kind(0).String(); s != "Kind(0)" {
+		t.Errorf("Kind(0).String() = %q", s)
+	}
+}
+
+func TestAddressFlag(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	var byVar Address
+	byText := MustParseAddress("127.0.0.1:8080")
+	fs.Var(&byVar, "listen", "")
+	fs.TextVar(&byText, "admin", MustParseAddress("127.0.0.1:8080"), "")
+	if err := fs.Parse([]string{"--listen", "unix:///run/app.sock", "--admin=@admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if byVar != MustParseAddress("/run/app.sock") || byText != MustParseAddress("@admin") {
+		t.Errorf("flags gave %v and %v", byVar, byText)
+	}
+	err := fs.Parse([]string{"--listen", "app.sock"})
+	if err == nil || !strings.Contains(err.Error(), `invalid listen address "app.sock"`) {
+		t.Errorf("bad flag value: err = %v", err)
+	}
+	if byVar != MustParseAddress("/run/app.sock") {
+		t.Errorf("a failed Set changed the Address to %v", byVar)
+	}
+}
+
+func TestAddressJSON(t *testing.T) {
+	type config struct {
+		Addr  Address   `json:"addr"`
+		Addrs []Address `json:"addrs"`
+	}
+	var c config
+	in := `{"addr":"unix:app.sock","addrs":["8080","@x","sd-listen:http"]}`
+	if err := json.Unmarshal([]byte(in), &c); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"addr":"unix:app.sock","addrs":[":8080","@x","sd-listen:http"]}`
+	if string(out) != want {
+		t.Errorf("json round trip = %s, want %s", out, want)
+	}
+	err = json.Unmarshal([]byte(`{"addr":"http://x"}`), &c)
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Errorf("bad JSON address: err = %v, want a *ParseError", err)
+	}
+}
+
+func FuzzParseAddress(f *testing.F) {
+	for _, tt := range acceptedAddresses {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddress(s)
+		if err != nil {
+			if a != (Address{}) {
+				t.Fatalf("ParseAddress(%q) returned %#v with an error", s, a)
+			}
+			return
+		}
+		c := a.String()
+		b, err := ParseAddress(c)
+		if err != nil {
+			t.Fatalf("ParseAddress(%q) = %#v, whose String %q does not parse: %v", s, a, c, err)
+		}
+		if b != a {
+			t.Fatalf("ParseAddress(%q) = %#v; its String %q parses to %#v", s, a, c, b)
+		}
+		if b.String() != c {
+			t.Fatalf("String is not stable: %q then %q", c, b.String())
+		}
+	})
+}
+
+func TestParseAddressAllocs(t *testing.T) {
+	for _, s := range []string{"127.0.0.1:8080", ":8080", "[::1]:80", "8080", "/run/app.sock", "./app.sock", "@name", "sd-listen:http", "vsock:any:80"} {
+		if n := testing.AllocsPerRun(100, func() { _, _ = ParseAddress(s) }); n != 0 {
+			t.Errorf("ParseAddress(%q) allocates %v times, want 0", s, n)
+		}
+	}
+}

@@ -1,0 +1,51 @@
+// Package anylisten lets a Go server listen wherever its operator says, with
+// one string: a TCP address, a UNIX socket path, a Linux abstract socket,
+// sockets passed by systemd, inetd's stdin/stdout or AF_VSOCK.
+//
+// ParseAddress turns the string from a flag or a config file into an
+// Address; Listen turns the Address into a net.Listener for http.Serve,
+// gRPC or any accept loop:
+//
+//	addr := anylisten.MustParseAddress("127.0.0.1:8080")
+//	var opts anylisten.Options
+//	flag.Var(&addr, "listen", anylisten.AddressHelp)
+//	opts.RegisterFlags(flag.CommandLine)
+//	flag.Parse()
+//	ln, err := anylisten.Listen(ctx, addr, &opts)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	log.Fatal(http.Serve(ln, handler))
+//
+// # Address forms
+//
+//	127.0.0.1:8080, [::1]:80, :8080, 8080, localhost:8080   TCP (all platforms)
+//	/run/app.sock, ./app.sock, unix:app.sock                UNIX socket path (unix platforms, Windows without options)
+//	@name                                                   Linux abstract UNIX socket (Linux)
+//	inetd                                                   one connection on stdin/stdout
+//	sd-listen, sd-listen:NAME, sd-listen:*, fd://N          sockets passed by systemd
+//	vsock:CID:PORT                                          AF_VSOCK
+//
+// ParseAddress documents every form. Parsing is the same on every platform;
+// Listen on a platform without the backend returns an error that wraps
+// errors.ErrUnsupported.
+//
+// # What Listen returns
+//
+// The kernel's own listener and connections, never a wrapper around a
+// connection: Accept returns *net.TCPConn for TCP and *net.UnixConn for
+// UNIX and abstract sockets, so sendfile, splice, CloseWrite and
+// SyscallConn keep working and a connection costs what it costs with
+// net.Listen. See Listen for the concrete listener types.
+//
+// # UNIX socket files
+//
+// Mode and owner (Options.UnixListenChmod, UnixListenUID, UnixListenGID)
+// are set between bind and listen, so no client with fewer rights than
+// asked can ever connect. Options.UnixListenUnlink removes only a socket
+// file that nobody accepts on (a connect probe is refused); a live server's
+// socket, a regular file, a directory or a symlink is never removed, and a
+// leftover socket without the option is an error that names it. Close
+// removes the socket file only while it is still the one the listener
+// bound.
+package anylisten

@@ -1,0 +1,125 @@
+package anylisten
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// shortTempDir returns a new directory with a short path, as sun_path
+// needs, removed at cleanup.
+func shortTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "al")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// listenT listens on s and closes the listener at cleanup.
+func listenT(t testing.TB, s string, o *Options) net.Listener {
+	t.Helper()
+	ln, err := Listen(context.Background(), MustParseAddress(s), o)
+	if err != nil {
+		t.Fatalf("Listen(%q): %v", s, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// roundTrip dials ln, accepts the connection, sends a byte each way and
+// returns the server's end, closed at cleanup.
+func roundTrip(t testing.TB, ln net.Listener) net.Conn {
+	t.Helper()
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- result{c, err}
+	}()
+	network, address := ln.Addr().Network(), ln.Addr().String()
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		address = net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
+	}
+	cc, err := net.DialTimeout(network, address, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s %s: %v", network, address, err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	var r result
+	select {
+	case r = <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept did not return within 10 s")
+	}
+	if r.err != nil {
+		t.Fatalf("Accept: %v", r.err)
+	}
+	t.Cleanup(func() { r.c.Close() })
+	deadline := time.Now().Add(5 * time.Second)
+	cc.SetDeadline(deadline)
+	r.c.SetDeadline(deadline)
+	buf := make([]byte, 1)
+	if _, err := cc.Write([]byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.Read(buf); err != nil || buf[0] != 'x' {
+		t.Fatalf("server read %q, %v", buf, err)
+	}
+	if _, err := r.c.Write([]byte{'y'}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cc.Read(buf); err != nil || buf[0] != 'y' {
+		t.Fatalf("client read %q, %v", buf, err)
+	}
+	return r.c
+}
+
+// checkNoFDLeak fails t at cleanup if the process has more open files
+// than when it was called (Linux only; elsewhere it checks nothing).
+func checkNoFDLeak(t testing.TB) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return
+	}
+	before := openFDs(t)
+	t.Cleanup(func() {
+		// Let closes that the runtime finishes asynchronously land.
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			after := openFDs(t)
+			if len(after) <= len(before) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("open fds grew from %d to %d: %v", len(before), len(after), after)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func openFDs(t testing.TB) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []string
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fds = append(fds, e.Name()+"->"+target)
+	}
+	return fds
+}

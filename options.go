@@ -1,0 +1,345 @@
+package anylisten
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options tune how Listen opens a socket. A nil *Options and the zero
+// Options mean the defaults, which are those of net.Listen: Listen with
+// default Options gives the same socket net.Listen would.
+//
+// An option that does not apply to an address kind is ignored, so one
+// Options value can serve a TCP and a UNIX address side by side. Listen
+// copies the Options and never modifies them.
+//
+// The field tags give the option's key in a JSON, YAML or TOML config file;
+// RegisterFlags registers the same options as command-line flags with the
+// names of the Rust crate tokio-listener.
+type Options struct {
+	// UnixListenUnlink removes a stale socket file at a UNIX socket path
+	// before binding: one that is a socket and that nobody accepts on (a
+	// connect probe is refused). A live server's socket, a regular file, a
+	// directory and a symlink are never removed. Default false: a leftover
+	// socket file is an error that names this option. UNIX paths only.
+	UnixListenUnlink bool `json:"unix_listen_unlink,omitempty" yaml:"unix_listen_unlink,omitempty" toml:"unix_listen_unlink,omitempty"`
+
+	// UnixListenChmod sets the mode of the socket file between bind and
+	// listen, so no client with fewer rights can ever connect. Default 0:
+	// the mode bind gives (0777 less the umask). UNIX paths only; on
+	// systems without POSIX file modes a non-zero value is an error.
+	UnixListenChmod UnixMode `json:"unix_listen_chmod,omitempty" yaml:"unix_listen_chmod,omitempty" toml:"unix_listen_chmod,omitempty"`
+
+	// UnixListenUID and UnixListenGID set the numeric owner and group of the
+	// socket file between bind and listen. Default nil: the process's user
+	// and group. UNIX paths only.
+	UnixListenUID *uint32 `json:"unix_listen_uid,omitempty" yaml:"unix_listen_uid,omitempty" toml:"unix_listen_uid,omitempty"`
+	UnixListenGID *uint32 `json:"unix_listen_gid,omitempty" yaml:"unix_listen_gid,omitempty" toml:"unix_listen_gid,omitempty"`
+
+	// SDAcceptIgnoreEnvironment makes systemd addresses ignore LISTEN_PID
+	// and LISTEN_FDS and use file descriptor 3 (or the fd named by fd://N)
+	// unconditionally. Default false. systemd addresses only.
+	SDAcceptIgnoreEnvironment bool `json:"sd_accept_ignore_environment,omitempty" yaml:"sd_accept_ignore_environment,omitempty" toml:"sd_accept_ignore_environment,omitempty"`
+
+	// TCPKeepalive sets SO_KEEPALIVE and its timers on every accepted TCP
+	// connection. Default nil: Go's default, keep-alive on with a 15 s idle
+	// time and the OS's count and interval. TCP only.
+	TCPKeepalive *TCPKeepalive `json:"tcp_keepalive,omitempty" yaml:"tcp_keepalive,omitempty" toml:"tcp_keepalive,omitempty"`
+
+	// TCPReusePort sets SO_REUSEPORT on the listening socket, so that
+	// several processes can listen on one port and the kernel spreads
+	// connections among them. Default false. TCP only (never set on UNIX
+	// sockets, which Linux 6.12 and newer refuse); an error on systems
+	// without SO_REUSEPORT.
+	TCPReusePort bool `json:"tcp_reuse_port,omitempty" yaml:"tcp_reuse_port,omitempty" toml:"tcp_reuse_port,omitempty"`
+
+	// RecvBufferSize and SendBufferSize set SO_RCVBUF and SO_SNDBUF, in
+	// bytes, for every accepted connection (Linux doubles the value and caps
+	// it at net.core.rmem_max / wmem_max). Default 0: the OS's sizes. For
+	// TCP they are set on the listening socket, before listen, so that
+	// accepted connections inherit them and the window scale fits; for UNIX
+	// and abstract sockets on each accepted connection. Not used for
+	// inherited or inetd sockets.
+	RecvBufferSize int `json:"recv_buffer_size,omitempty" yaml:"recv_buffer_size,omitempty" toml:"recv_buffer_size,omitempty"`
+	SendBufferSize int `json:"send_buffer_size,omitempty" yaml:"send_buffer_size,omitempty" toml:"send_buffer_size,omitempty"`
+
+	// TCPOnlyV6 sets IPV6_V6ONLY on an IPv6 listening socket, so that it
+	// takes no IPv4 connections; :PORT then listens on IPv6 only. Default
+	// false: [::]:PORT and :PORT are dual stack. Ignored for IPv4 addresses.
+	TCPOnlyV6 bool `json:"tcp_only_v6,omitempty" yaml:"tcp_only_v6,omitempty" toml:"tcp_only_v6,omitempty"`
+
+	// TCPListenBacklog is the listen() backlog: how many connections the
+	// kernel queues before Accept takes them. Default 0: the kernel's
+	// maximum (net.core.somaxconn on Linux), as net.Listen uses. The kernel
+	// caps larger values. TCP only.
+	TCPListenBacklog int `json:"tcp_listen_backlog,omitempty" yaml:"tcp_listen_backlog,omitempty" toml:"tcp_listen_backlog,omitempty"`
+}
+
+// validate checks the fields that Go's types let hold nonsense.
+func (o *Options) validate() error {
+	for _, f := range [...]struct {
+		name string
+		v    int
+	}{
+		{"recv_buffer_size", o.RecvBufferSize},
+		{"send_buffer_size", o.SendBufferSize},
+		{"tcp_listen_backlog", o.TCPListenBacklog},
+	} {
+		if f.v < 0 || f.v > math.MaxInt32 {
+			return fmt.Errorf("anylisten: option %s is %d; want 0 (the OS default) to %d", f.name, f.v, math.MaxInt32)
+		}
+	}
+	if o.UnixListenChmod > 0o777 {
+		return fmt.Errorf("anylisten: option unix_listen_chmod is %#o; want permission bits only (at most 0777)", uint32(o.UnixListenChmod))
+	}
+	for _, id := range [...]*uint32{o.UnixListenUID, o.UnixListenGID} {
+		if id != nil && *id == math.MaxUint32 {
+			return fmt.Errorf("anylisten: option unix_listen_uid or unix_listen_gid is %d, which chown reads as \"no change\"; leave it unset instead", *id)
+		}
+	}
+	if o.TCPKeepalive != nil {
+		if err := o.TCPKeepalive.validate(); err != nil {
+			return fmt.Errorf("anylisten: option tcp_keepalive: %w", err)
+		}
+	}
+	return nil
+}
+
+// RegisterFlags registers every option in fs (flag.CommandLine if fs is
+// nil) as a flag that sets the field of o, with the names tokio-listener
+// uses:
+//
+//	--unix-listen-unlink, --unix-listen-chmod MODE, --unix-listen-uid UID,
+//	--unix-listen-gid GID, --sd-accept-ignore-environment,
+//	--tcp-keepalive T:C:I, --tcp-reuse-port, --recv-buffer-size BYTES,
+//	--send-buffer-size BYTES, --tcp-only-v6, --tcp-listen-backlog N
+//
+// The flags' defaults are o's current values. Call it before fs.Parse; with
+// github.com/spf13/pflag, register into a flag.FlagSet and add that with
+// pflag's AddGoFlagSet.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	if fs == nil {
+		fs = flag.CommandLine
+	}
+	fs.BoolVar(&o.UnixListenUnlink, "unix-listen-unlink", o.UnixListenUnlink,
+		"remove a stale UNIX socket file (a socket nobody accepts on) before binding to its path; never removes anything else")
+	fs.Var(&o.UnixListenChmod, "unix-listen-chmod",
+		"set the mode of the newly bound UNIX socket file to `MODE`: owner (0600), group (0660), everybody (0666) or octal like 0640; applied before listen (default: 0777 less the umask)")
+	fs.Var(uidFlag{&o.UnixListenUID}, "unix-listen-uid",
+		"change the owner of the newly bound UNIX socket file to this numeric `UID` (default: the process's user)")
+	fs.Var(uidFlag{&o.UnixListenGID}, "unix-listen-gid",
+		"change the group of the newly bound UNIX socket file to this numeric `GID` (default: the process's group)")
+	fs.BoolVar(&o.SDAcceptIgnoreEnvironment, "sd-accept-ignore-environment", o.SDAcceptIgnoreEnvironment,
+		"ignore LISTEN_PID and LISTEN_FDS and use file descriptor 3 unconditionally for sd-listen addresses")
+	fs.Var(keepaliveFlag{&o.TCPKeepalive}, "tcp-keepalive",
+		"set TCP keep-alive on each accepted connection: `T:C:I`, a colon-separated time_ms:count:interval_ms, "+
+			"each optional (60000, :3:, ::5000; empty: on with the OS's timers) (default: Go's, on with 15 s idle time)")
+	fs.BoolVar(&o.TCPReusePort, "tcp-reuse-port", o.TCPReusePort,
+		"set SO_REUSEPORT, so that several processes can accept connections on the same port, spread by the kernel")
+	fs.IntVar(&o.RecvBufferSize, "recv-buffer-size", o.RecvBufferSize,
+		"set SO_RCVBUF of accepted connections to `BYTES` (default: the OS's)")
+	fs.IntVar(&o.SendBufferSize, "send-buffer-size", o.SendBufferSize,
+		"set SO_SNDBUF of accepted connections to `BYTES` (default: the OS's)")
+	fs.BoolVar(&o.TCPOnlyV6, "tcp-only-v6", o.TCPOnlyV6,
+		"set IPV6_V6ONLY, so that an IPv6 socket takes no IPv4 connections")
+	fs.IntVar(&o.TCPListenBacklog, "tcp-listen-backlog", o.TCPListenBacklog,
+		"maximum number of pending unaccepted TCP connections, `N` (default: the kernel's maximum, somaxconn)")
+}
+
+// UnixMode is the permission bits of a UNIX socket file: who may connect.
+// Its text form is owner (0600), group (0660), everybody (0666), or an
+// octal number like 0640 (0o640 and 640 work too); the words are
+// case-insensitive. The zero UnixMode means "leave the mode bind gives".
+type UnixMode uint32
+
+// ParseUnixMode parses the text form of a UnixMode.
+func ParseUnixMode(s string) (UnixMode, error) {
+	switch {
+	case strings.EqualFold(s, "owner"):
+		return 0o600, nil
+	case strings.EqualFold(s, "group"):
+		return 0o660, nil
+	case strings.EqualFold(s, "everybody"):
+		return 0o666, nil
+	}
+	digits := s
+	if len(digits) > 2 && digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'O') {
+		digits = digits[2:]
+	}
+	m, err := strconv.ParseUint(digits, 8, 32)
+	if err != nil || digits == "" || digits[0] == '+' || m > 0o777 {
+		return 0, fmt.Errorf("anylisten: invalid UNIX socket mode %q: want owner, group, everybody or octal permission bits 0001 to 0777, like 0660", s)
+	}
+	if m == 0 {
+		return 0, fmt.Errorf("anylisten: invalid UNIX socket mode %q: mode 0 lets nobody connect; leave the option unset to keep the mode bind gives", s)
+	}
+	return UnixMode(m), nil
+}
+
+// String returns owner, group or everybody for 0600, 0660 and 0666, the
+// empty string for 0, and four octal digits like 0640 otherwise.
+func (m UnixMode) String() string {
+	switch m {
+	case 0:
+		return ""
+	case 0o600:
+		return "owner"
+	case 0o660:
+		return "group"
+	case 0o666:
+		return "everybody"
+	}
+	s := strconv.FormatUint(uint64(m), 8)
+	return strings.Repeat("0", max(0, 4-len(s))) + s
+}
+
+// MarshalText implements encoding.TextMarshaler with String.
+func (m UnixMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseUnixMode;
+// empty text gives the zero UnixMode.
+func (m *UnixMode) UnmarshalText(text []byte) error {
+	if len(text) == 0 {
+		*m = 0
+		return nil
+	}
+	v, err := ParseUnixMode(string(text))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// Set implements flag.Value with UnmarshalText.
+func (m *UnixMode) Set(s string) error { return m.UnmarshalText([]byte(s)) }
+
+// TCPKeepalive is the --tcp-keepalive option: the keep-alive timers of
+// accepted TCP connections. A zero field means the OS's default for that
+// timer. Linux counts whole seconds (durations are rounded up) and caps
+// Idle and Interval at 32767 s and Count at 127.
+//
+// Its text form, as in tokio-listener, is time_ms:count:interval_ms with
+// each part optional: "60000" sets Idle to one minute, ":3:" the count,
+// "::5000" the interval, and "" turns keep-alive on with the OS's timers.
+type TCPKeepalive struct {
+	Idle     time.Duration // time a connection is idle before the first probe
+	Count    int           // unanswered probes before the connection is dropped
+	Interval time.Duration // time between probes
+}
+
+const (
+	maxKeepaliveSecs  = 32767
+	maxKeepaliveCount = 127
+)
+
+// ParseTCPKeepalive parses the text form of a TCPKeepalive.
+func ParseTCPKeepalive(s string) (TCPKeepalive, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) > 3 {
+		return TCPKeepalive{}, fmt.Errorf("anylisten: invalid TCP keepalive %q: want time_ms:count:interval_ms, at most three parts", s)
+	}
+	var nums [3]uint64
+	for i, p := range parts {
+		if p == "" {
+			continue
+		}
+		what := [...]string{"time", "count", "interval"}[i]
+		n, err := strconv.ParseUint(p, 10, 63)
+		if err != nil {
+			return TCPKeepalive{}, fmt.Errorf("anylisten: invalid TCP keepalive %q: failed to parse %s %q as a number", s, what, p)
+		}
+		nums[i] = n
+	}
+	// Cap before converting, so that huge numbers cannot overflow.
+	k := TCPKeepalive{
+		Idle:     time.Duration(min(nums[0], math.MaxInt32)) * time.Millisecond,
+		Count:    int(min(nums[1], math.MaxInt32)),
+		Interval: time.Duration(min(nums[2], math.MaxInt32)) * time.Millisecond,
+	}
+	if err := k.validate(); err != nil {
+		return TCPKeepalive{}, fmt.Errorf("anylisten: invalid TCP keepalive %q: %w", s, err)
+	}
+	return k, nil
+}
+
+func (k TCPKeepalive) validate() error {
+	switch {
+	case k.Idle < 0 || k.Idle > maxKeepaliveSecs*time.Second:
+		return fmt.Errorf("time %v is out of range (0 to %d s)", k.Idle, maxKeepaliveSecs)
+	case k.Count < 0 || k.Count > maxKeepaliveCount:
+		return fmt.Errorf("count %d is out of range (0 to %d)", k.Count, maxKeepaliveCount)
+	case k.Interval < 0 || k.Interval > maxKeepaliveSecs*time.Second:
+		return fmt.Errorf("interval %v is out of range (0 to %d s)", k.Interval, maxKeepaliveSecs)
+	}
+	return nil
+}
+
+// String returns the text form time_ms:count:interval_ms, leaving out zero
+// parts and trailing colons ("" when every part is zero).
+func (k TCPKeepalive) String() string {
+	part := func(n int64) string {
+		if n == 0 {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	s := part(k.Idle.Milliseconds()) + ":" + part(int64(k.Count)) + ":" + part(k.Interval.Milliseconds())
+	return strings.TrimRight(s, ":")
+}
+
+// MarshalText implements encoding.TextMarshaler with String.
+func (k TCPKeepalive) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseTCPKeepalive.
+func (k *TCPKeepalive) UnmarshalText(text []byte) error {
+	v, err := ParseTCPKeepalive(string(text))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// keepaliveFlag is the flag.Value of Options.TCPKeepalive.
+type keepaliveFlag struct{ p **TCPKeepalive }
+
+func (f keepaliveFlag) String() string {
+	if f.p == nil || *f.p == nil {
+		return ""
+	}
+	return (*f.p).String()
+}
+
+func (f keepaliveFlag) Set(s string) error {
+	k, err := ParseTCPKeepalive(s)
+	if err != nil {
+		return err
+	}
+	*f.p = &k
+	return nil
+}
+
+// uidFlag is the flag.Value of Options.UnixListenUID and UnixListenGID.
+type uidFlag struct{ p **uint32 }
+
+func (f uidFlag) String() string {
+	if f.p == nil || *f.p == nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(**f.p), 10)
+}
+
+func (f uidFlag) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == math.MaxUint32 {
+		return fmt.Errorf("anylisten: invalid user or group id %q: want a decimal number 0 to %d", s, uint32(math.MaxUint32-1))
+	}
+	id := uint32(n)
+	*f.p = &id
+	return nil
+}

@@ -1,0 +1,237 @@
+package anylisten
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseUnixMode(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    UnixMode
+		text    string
+		wantErr string
+	}{
+		{in: "owner", want: 0o600, text: "owner"},
+		{in: "Group", want: 0o660, text: "group"},
+		{in: "EVERYBODY", want: 0o666, text: "everybody"},
+		{in: "0640", want: 0o640, text: "0640"},
+		{in: "640", want: 0o640, text: "0640"},
+		{in: "0o640", want: 0o640, text: "0640"},
+		{in: "0600", want: 0o600, text: "owner"},
+		{in: "7", want: 0o7, text: "0007"},
+		{in: "0777", want: 0o777, text: "0777"},
+		{in: "0", wantErr: "mode 0 lets nobody connect"},
+		{in: "0000", wantErr: "mode 0 lets nobody connect"},
+		{in: "0800", wantErr: "octal permission bits"},
+		{in: "4755", wantErr: "octal permission bits"},
+		{in: "+640", wantErr: "octal permission bits"},
+		{in: "0o", wantErr: "octal permission bits"},
+		{in: "owners", wantErr: `invalid UNIX socket mode "owners"`},
+		{in: "", wantErr: "octal permission bits"},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			m, err := ParseUnixMode(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseUnixMode(%q) = %v, %v; want error %q", tt.in, m, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || m != tt.want {
+				t.Fatalf("ParseUnixMode(%q) = %#o, %v; want %#o", tt.in, m, err, tt.want)
+			}
+			if m.String() != tt.text {
+				t.Errorf("String() = %q, want %q", m.String(), tt.text)
+			}
+			var back UnixMode
+			if err := back.UnmarshalText([]byte(m.String())); err != nil || back != m {
+				t.Errorf("round trip of %q gave %#o, %v", m.String(), back, err)
+			}
+		})
+	}
+}
+
+func TestParseTCPKeepalive(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    TCPKeepalive
+		text    string
+		wantErr string
+	}{
+		{in: "", want: TCPKeepalive{}, text: ""},
+		{in: "60000", want: TCPKeepalive{Idle: time.Minute}, text: "60000"},
+		{in: "60000:3:5000", want: TCPKeepalive{Idle: time.Minute, Count: 3, Interval: 5 * time.Second}, text: "60000:3:5000"},
+		{in: ":3:", want: TCPKeepalive{Count: 3}, text: ":3"},
+		{in: "::5000", want: TCPKeepalive{Interval: 5 * time.Second}, text: "::5000"},
+		{in: "1500::", want: TCPKeepalive{Idle: 1500 * time.Millisecond}, text: "1500"},
+		{in: "x", wantErr: `failed to parse time "x" as a number`},
+		{in: ":y", wantErr: `failed to parse count "y" as a number`},
+		{in: "::-1", wantErr: `failed to parse interval "-1" as a number`},
+		{in: "1:2:3:4", wantErr: "at most three parts"},
+		{in: ":128", wantErr: "count 128 is out of range"},
+		{in: "32768000", wantErr: "time 9h6m8s is out of range"},
+		{in: "99999999999999999999", wantErr: `failed to parse time`},
+		{in: "9999999999", wantErr: "out of range"},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			k, err := ParseTCPKeepalive(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseTCPKeepalive(%q) = %v, %v; want error %q", tt.in, k, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, k); diff != "" {
+				t.Errorf("ParseTCPKeepalive(%q) (-want +got):\n%s", tt.in, diff)
+			}
+			if k.String() != tt.text {
+				t.Errorf("String() = %q, want %q", k.String(), tt.text)
+			}
+			back, err := ParseTCPKeepalive(k.String())
+			if err != nil || back != k {
+				t.Errorf("round trip of %q gave %v, %v", k.String(), back, err)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestRegisterFlags(t *testing.T) {
+	var o Options
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.RegisterFlags(fs)
+	args := []string{
+		"--unix-listen-unlink", "--unix-listen-chmod", "group", "--unix-listen-uid", "1000",
+		"--unix-listen-gid=0", "--sd-accept-ignore-environment", "--tcp-keepalive", "60000:3:5000",
+		"--tcp-reuse-port", "--recv-buffer-size", "65536", "--send-buffer-size=131072",
+		"--tcp-only-v6", "--tcp-listen-backlog", "16",
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	want := Options{
+		UnixListenUnlink:          true,
+		UnixListenChmod:           0o660,
+		UnixListenUID:             ptr[uint32](1000),
+		UnixListenGID:             ptr[uint32](0),
+		SDAcceptIgnoreEnvironment: true,
+		TCPKeepalive:              &TCPKeepalive{Idle: time.Minute, Count: 3, Interval: 5 * time.Second},
+		TCPReusePort:              true,
+		RecvBufferSize:            65536,
+		SendBufferSize:            131072,
+		TCPOnlyV6:                 true,
+		TCPListenBacklog:          16,
+	}
+	if diff := cmp.Diff(want, o); diff != "" {
+		t.Errorf("options from flags (-want +got):\n%s", diff)
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	if len(names) != 11 {
+		t.Errorf("RegisterFlags registered %d flags, want 11: %v", len(names), names)
+	}
+
+	for _, bad := range [][]string{
+		{"--unix-listen-chmod", "0999"},
+		{"--unix-listen-uid", "-1"},
+		{"--unix-listen-gid", "4294967295"},
+		{"--tcp-keepalive", "a:b:c"},
+	} {
+		if err := fs.Parse(bad); err == nil {
+			t.Errorf("flags %q parsed without error", bad)
+		}
+	}
+}
+
+func TestRegisterFlagsEmptyKeepalive(t *testing.T) {
+	var o Options
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--tcp-keepalive="}); err != nil {
+		t.Fatal(err)
+	}
+	if o.TCPKeepalive == nil || *o.TCPKeepalive != (TCPKeepalive{}) {
+		t.Errorf("--tcp-keepalive= gave %v, want keep-alive on with the OS's timers", o.TCPKeepalive)
+	}
+}
+
+func TestOptionsJSON(t *testing.T) {
+	in := `{
+		"unix_listen_unlink": true,
+		"unix_listen_chmod": "0640",
+		"unix_listen_uid": 33,
+		"unix_listen_gid": 0,
+		"sd_accept_ignore_environment": true,
+		"tcp_keepalive": ":3:",
+		"tcp_reuse_port": true,
+		"recv_buffer_size": 4096,
+		"send_buffer_size": 8192,
+		"tcp_only_v6": true,
+		"tcp_listen_backlog": 64
+	}`
+	var o Options
+	if err := json.Unmarshal([]byte(in), &o); err != nil {
+		t.Fatal(err)
+	}
+	want := Options{
+		UnixListenUnlink: true, UnixListenChmod: 0o640, UnixListenUID: ptr[uint32](33), UnixListenGID: ptr[uint32](0),
+		SDAcceptIgnoreEnvironment: true, TCPKeepalive: &TCPKeepalive{Count: 3}, TCPReusePort: true,
+		RecvBufferSize: 4096, SendBufferSize: 8192, TCPOnlyV6: true, TCPListenBacklog: 64,
+	}
+	if diff := cmp.Diff(want, o); diff != "" {
+		t.Errorf("options from JSON (-want +got):\n%s", diff)
+	}
+	out, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Options
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(o, back); diff != "" {
+		t.Errorf("JSON round trip via %s (-want +got):\n%s", out, diff)
+	}
+	if out, _ := json.Marshal(Options{}); string(out) != "{}" {
+		t.Errorf("zero Options marshal to %s, want {}", out)
+	}
+	if err := json.Unmarshal([]byte(`{"unix_listen_chmod":"rw"}`), &o); err == nil ||
+		!strings.Contains(err.Error(), `invalid UNIX socket mode "rw"`) {
+		t.Errorf("bad chmod in JSON: err = %v", err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, tt := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{RecvBufferSize: -1}, "recv_buffer_size is -1"},
+		{Options{SendBufferSize: 1 << 40}, "send_buffer_size is 1099511627776"},
+		{Options{TCPListenBacklog: -5}, "tcp_listen_backlog is -5"},
+		{Options{UnixListenChmod: 0o4755}, "unix_listen_chmod is 04755"},
+		{Options{UnixListenUID: ptr(^uint32(0))}, `"no change"`},
+		{Options{TCPKeepalive: &TCPKeepalive{Count: -1}}, "tcp_keepalive: count -1"},
+		{Options{TCPKeepalive: &TCPKeepalive{Idle: 10 * time.Hour}}, "tcp_keepalive: time 10h0m0s is out of range"},
+	} {
+		err := tt.o.validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("validate(%+v) = %v, want %q", tt.o, err, tt.want)
+		}
+	}
+	if err := (&Options{}).validate(); err != nil {
+		t.Errorf("zero Options: %v", err)
+	}
+}

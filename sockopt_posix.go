@@ -1,0 +1,47 @@
+//go:build unix
+
+package anylisten
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// setTCPOptions sets the socket options of a TCP listening socket before
+// bind. network is "tcp4" or "tcp6".
+func setTCPOptions(fd uintptr, network string, o *Options) error {
+	s := int(fd)
+	if o.TCPReusePort {
+		if err := setReusePort(s); err != nil {
+			return err
+		}
+	}
+	if o.TCPOnlyV6 && network == "tcp6" {
+		if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
+		}
+	}
+	return setBuffers(fd, o)
+}
+
+// setBuffers sets SO_RCVBUF and SO_SNDBUF where o asks for them.
+func setBuffers(fd uintptr, o *Options) error {
+	if o.RecvBufferSize > 0 {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBufferSize); err != nil {
+			return os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		}
+	}
+	if o.SendBufferSize > 0 {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, o.SendBufferSize); err != nil {
+			return os.NewSyscallError("setsockopt SO_SNDBUF", err)
+		}
+	}
+	return nil
+}
+
+// setBacklog calls listen() again on a listening socket, which changes
+// its backlog (the kernel caps it at its maximum).
+func setBacklog(fd uintptr, backlog int) error {
+	return os.NewSyscallError("listen", unix.Listen(int(fd), backlog))
+}

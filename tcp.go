@@ -1,0 +1,64 @@
+package anylisten
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// listenTCP listens with net.ListenConfig, so that name resolution, dual
+// stack and every default are net.Listen's own, and sets the options in
+// its Control hook, between socket and bind.
+func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error) {
+	var lc net.ListenConfig
+	if k := o.TCPKeepalive; k != nil {
+		// In net.KeepAliveConfig a negative value keeps the OS's default
+		// and zero means Go's own default; ours is the OS's.
+		osDefault := func(d time.Duration) time.Duration {
+			if d == 0 {
+				return -1
+			}
+			return d
+		}
+		lc.KeepAliveConfig = net.KeepAliveConfig{
+			Enable:   true,
+			Idle:     osDefault(k.Idle),
+			Interval: osDefault(k.Interval),
+			Count:    int(osDefault(time.Duration(k.Count))),
+		}
+	}
+	if o.TCPReusePort || o.TCPOnlyV6 || o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
+		lc.Control = func(network, _ string, c syscall.RawConn) error {
+			return rawControl(c, func(fd uintptr) error { return setTCPOptions(fd, network, o) })
+		}
+	}
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(a.str, strconv.FormatUint(uint64(a.num), 10)))
+	if err != nil {
+		return nil, err
+	}
+	if o.TCPListenBacklog > 0 {
+		// net.Listen always asks for somaxconn; a second listen() on a
+		// listening socket changes only its backlog.
+		tl := ln.(*net.TCPListener)
+		rc, err := tl.SyscallConn()
+		if err == nil {
+			err = rawControl(rc, func(fd uintptr) error { return setBacklog(fd, o.TCPListenBacklog) })
+		}
+		if err != nil {
+			tl.Close()
+			return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: tl.Addr(), Err: err}
+		}
+	}
+	return ln, nil
+}
+
+// rawControl runs f on the fd of c and returns the first error.
+func rawControl(c syscall.RawConn, f func(fd uintptr) error) error {
+	var ferr error
+	if err := c.Control(func(fd uintptr) { ferr = f(fd) }); err != nil {
+		return err
+	}
+	return ferr
+}

@@ -1,0 +1,190 @@
+//go:build unix
+
+package anylisten
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenUnix listens on a UNIX socket path: it clears a stale socket file
+// if asked to, binds, sets owner and mode, and only then listens.
+func listenUnix(_ context.Context, path string, o *Options) (net.Listener, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := clearStale(path, o.UnixListenUnlink); err != nil {
+		return nil, err
+	}
+	return bindUnix(path, o, abs)
+}
+
+// bindUnix creates a UNIX stream socket and binds it to name, a path or
+// an abstract @name. For a path (abs is its absolute form) it sets the
+// owner and mode of the socket file before listen, so no client can
+// connect before the file has its final rights, and removes the file again
+// on any failure.
+func bindUnix(name string, o *Options, abs string) (_ net.Listener, err error) {
+	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_STREAM)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	defer func() {
+		if err != nil && fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	var bound os.FileInfo
+	if abs != "" {
+		if bound, err = os.Lstat(abs); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				removeIfSame(abs, bound)
+			}
+		}()
+		if err := setOwnerMode(name, o); err != nil {
+			return nil, err
+		}
+	}
+	// The kernel caps the backlog at its maximum (somaxconn), which is
+	// what net.Listen asks for.
+	if err := unix.Listen(fd, math.MaxInt32); err != nil {
+		return nil, os.NewSyscallError("listen", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	fd = -1 // f owns it now
+	fl, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	ul := &UnixListener{UnixListener: fl.(*net.UnixListener), path: abs, file: bound, unlink: abs != ""}
+	if o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
+		ul.opts = o
+	}
+	return ul, nil
+}
+
+// setOwnerMode applies the owner, group and mode options to the socket
+// file at path.
+func setOwnerMode(path string, o *Options) error {
+	if o.UnixListenUID != nil || o.UnixListenGID != nil {
+		uid, gid := -1, -1
+		if o.UnixListenUID != nil {
+			uid = int(*o.UnixListenUID)
+		}
+		if o.UnixListenGID != nil {
+			gid = int(*o.UnixListenGID)
+		}
+		if err := os.Lchown(path, uid, gid); err != nil {
+			return err
+		}
+	}
+	if o.UnixListenChmod != 0 {
+		if err := os.Chmod(path, fs.FileMode(o.UnixListenChmod)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pathInUseError explains why a socket path cannot be bound: something is
+// already there. It unwraps to EADDRINUSE, what bind would have said.
+type pathInUseError struct{ why string }
+
+func (e *pathInUseError) Error() string { return "bind: address already in use: " + e.why }
+func (e *pathInUseError) Unwrap() error { return syscall.EADDRINUSE }
+
+// clearStale looks at what is at path before bind. Nothing: fine. A socket
+// that nobody accepts on: removed if unlink is set, else an error naming
+// the option. Anything else (a live server's socket, a regular file, a
+// directory, a symlink, ...) is left alone and explained in an error.
+func clearStale(path string, unlink bool) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return &pathInUseError{fileKind(uint32(st.Mode)) + " is at this path; only a stale socket file is ever removed, so it is left alone: choose another path"}
+	}
+	live, err := probeUnix(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot tell whether the socket file at this path is stale: %w", err)
+	case live:
+		return &pathInUseError{"a live server accepts connections on this socket; it is not taken over"}
+	case !unlink:
+		return &pathInUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, " +
+			"or set --unix-listen-unlink (unix_listen_unlink) to have it removed"}
+	}
+	// Remove only the socket file that was probed: a file put there since
+	// (unlink never follows a symlink) stays.
+	var again unix.Stat_t
+	if err := unix.Lstat(path, &again); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if again.Dev != st.Dev || again.Ino != st.Ino {
+		return &pathInUseError{"the file at this path changed while it was checked; it is left alone"}
+	}
+	if err := unix.Unlink(path); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "remove stale socket", Path: path, Err: err}
+	}
+	return nil
+}
+
+// fileKind names the type of file mode m describes.
+func fileKind(m uint32) string {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case unix.S_IFIFO:
+		return "a named pipe"
+	case unix.S_IFCHR, unix.S_IFBLK:
+		return "a device"
+	}
+	return "a file that is not a socket"
+}
+
+// probeUnix reports whether a server accepts connections on the socket
+// file at path. A refused connect means the socket is stale; a connection
+// or a full backlog (EAGAIN) means it is live. The probe's connection is
+// closed at once: a live server sees one empty connection.
+func probeUnix(path string) (bool, error) {
+	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_STREAM)
+	if err != nil {
+		return false, os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	switch err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err {
+	case nil, unix.EAGAIN, unix.EINPROGRESS:
+		return true, nil
+	case unix.ECONNREFUSED, unix.ENOENT:
+		return false, nil
+	default:
+		return false, os.NewSyscallError("connect", err)
+	}
+}
