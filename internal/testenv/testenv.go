@@ -1,0 +1,72 @@
+// Package testenv holds helpers for tests that run real programs and real
+// sockets: finding a tool, a free TCP port, a directory short enough for
+// UNIX socket paths.
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// packages names the Debian package of the tools whose package has
+// another name.
+var packages = map[string]string{
+	"systemd-socket-activate": "systemd",
+}
+
+// NeedTool returns the path of the program name from PATH. If there is
+// none, the test is skipped, or, when the environment variable CI is
+// "true", it fails: CI must run every test.
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	pkg := name
+	if p, ok := packages[name]; ok {
+		pkg = p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is missing under CI=true: %v (.ci/run installs it: apt-get install -y %s)", name, err, pkg)
+	}
+	t.Skipf("%s not found (%v); install it to run this test: apt-get install -y %s", name, err, pkg)
+	return ""
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago: it
+// listens on port 0 and closes the listener again. Another process may
+// take the port before the test uses it, so a test that fails to listen on
+// it with EADDRINUSE should ask for another port and try again.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	return port
+}
+
+// SocketDir returns a new directory for UNIX socket files, removed when the
+// test ends. Unlike t.TempDir, whose path holds the test's name, its path
+// is short (like /tmp/123456789), so that socket paths in it fit into the
+// 104 to 108 bytes of sun_path.
+func SocketDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	return dir
+}
