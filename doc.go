@@ -22,9 +22,9 @@
 //	127.0.0.1:8080, [::1]:80, :8080, 8080, localhost:8080   TCP (all platforms)
 //	/run/app.sock, ./app.sock, unix:app.sock                UNIX socket path (unix platforms, Windows without options)
 //	@name                                                   Linux abstract UNIX socket (Linux)
-//	inetd                                                   one connection on stdin/stdout
-//	sd-listen, sd-listen:NAME, sd-listen:*, fd://N          sockets passed by systemd
-//	vsock:CID:PORT                                          AF_VSOCK
+//	inetd                                                   one connection on stdin/stdout (unix platforms)
+//	sd-listen, sd-listen:NAME, sd-listen:*, fd://N          sockets passed by systemd (unix platforms)
+//	vsock:CID:PORT                                          AF_VSOCK (Linux)
 //
 // ParseAddress documents every form. Parsing is the same on every platform;
 // Listen on a platform without the backend returns an error that wraps
@@ -36,7 +36,17 @@
 // connection: Accept returns *net.TCPConn for TCP and *net.UnixConn for
 // UNIX and abstract sockets, so sendfile, splice, CloseWrite and
 // SyscallConn keep working and a connection costs what it costs with
-// net.Listen. See Listen for the concrete listener types.
+// net.Listen. See Listen for the concrete listener types; the one
+// exception is the single connection of inetd mode and of systemd's
+// Accept=yes, which embeds the real connection to learn when it is closed.
+//
+// # Inherited sockets
+//
+// Sockets passed by systemd are taken by the sd-listen and fd:// forms,
+// and also by a plain TCP or UNIX address when a passed socket is bound to
+// exactly that address, so that one configuration works for a cold start
+// and for socket activation. The LISTEN_* environment is read once, checked
+// and removed; every fd is inspected before use and handed out once.
 //
 // # UNIX socket files
 //

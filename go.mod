@@ -1,8 +1,15 @@
 module github.com/anylisten/anylisten
 
-go 1.26.0
+go 1.23.0
 
 require (
-	github.com/google/go-cmp v0.7.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/google/go-cmp v0.7.0
+	github.com/mdlayher/vsock v1.2.1
+	golang.org/x/sys v0.35.0
+)
+
+require (
+	github.com/mdlayher/socket v0.5.1 // indirect
+	golang.org/x/net v0.43.0 // indirect
+	golang.org/x/sync v0.16.0 // indirect
 )

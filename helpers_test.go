@@ -11,18 +11,6 @@ import (
 	"time"
 )
 
-// shortTempDir returns a new directory with a short path, as sun_path
-// needs, removed at cleanup.
-func shortTempDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "al")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // listenT listens on s and closes the listener at cleanup.
 func listenT(t testing.TB, s string, o *Options) net.Listener {
 	t.Helper()

@@ -10,11 +10,35 @@ import (
 // defaults). ctx bounds the setup, such as resolving a host name; once
 // Listen has returned, cancelling ctx does not affect the listener.
 //
-// The listener is the kernel's own, and so are its connections: for TCP,
-// Listen returns a *net.TCPListener whose Accept returns *net.TCPConn; for
-// UNIX socket paths and abstract names, a *UnixListener whose Accept
-// returns *net.UnixConn. Connections are never wrapped, so sendfile,
-// splice, CloseWrite and SyscallConn work as with net.Listen.
+// The listener is the kernel's own, and so are its connections, never
+// wrapped, so that sendfile, splice, CloseWrite and SyscallConn work as
+// with net.Listen:
+//
+//   - TCP: a *net.TCPListener; Accept returns *net.TCPConn.
+//   - UNIX path or abstract name: a *UnixListener; Accept returns
+//     *net.UnixConn.
+//   - systemd (sd-listen, fd://): the inherited socket's native listener
+//     as above (for an inherited TCP socket with Options.TCPKeepalive, a
+//     listener that embeds *net.TCPListener and sets keep-alive on each
+//     *net.TCPConn it accepts), or *vsock.Listener for AF_VSOCK. Several
+//     sockets (sd-listen:*, or several with one name) are merged into one
+//     listener whose Addr lists them all and whose Accept returns
+//     connections from any of them as they come. The socket of a UNIX path
+//     passed in is never removed.
+//   - A connected socket passed by systemd (Accept=yes) or inetd, or
+//     inetd's stdin and stdout: a listener that returns that one
+//     connection, then, once it is closed, an error wrapping
+//     net.ErrClosed, so that http.Serve returns after serving it. This is
+//     the one case of a wrapped connection: it embeds *net.TCPConn or
+//     *net.UnixConn (keeping their methods) to learn when it is closed.
+//     inetd's listening stdin (wait mode) gives its native listener.
+//   - vsock: a *vsock.Listener (github.com/mdlayher/vsock).
+//
+// A TCP or UNIX address that names a socket passed in by a service manager
+// (LISTEN_FDS, bound to exactly that address and not taken yet) adopts it
+// instead of binding anew, so that one configuration serves a cold start
+// and socket activation alike. The environment is read once per process,
+// on first use, and removed; each inherited socket is handed out once.
 //
 // The caller owns the listener and must Close it. Closing a listener on a
 // UNIX socket path removes the socket file it created, unless another
@@ -24,9 +48,9 @@ import (
 // errors.Is(err, syscall.EADDRINUSE) holds for a port in use or a socket
 // path that is taken, and errors.Is(err, fs.ErrPermission) for a denied
 // bind. Listen never returns a listener together with an error, and leaves
-// nothing open or created behind on failure. A kind the platform lacks (abstract
-// sockets outside Linux, for example) gives an error wrapping
-// errors.ErrUnsupported.
+// nothing open or created behind on failure. A kind the platform lacks
+// (abstract sockets and vsock outside Linux, inherited sockets and inetd
+// outside Unix) gives an error wrapping errors.ErrUnsupported.
 func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, error) {
 	var o Options
 	if opts != nil {
@@ -46,14 +70,24 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		err error
 	)
 	switch addr.kind {
-	case KindTCP:
-		ln, err = listenTCP(ctx, addr, &o)
-	case KindUnix:
-		ln, err = listenUnix(ctx, addr.str, &o)
-	case KindAbstract:
-		ln, err = listenAbstract(addr.str, &o)
-	default:
-		err = errNotYet
+	case KindTCP, KindUnix, KindAbstract:
+		if ln, err = adoptInherited(ctx, addr, &o); ln != nil || err != nil {
+			break
+		}
+		switch addr.kind {
+		case KindTCP:
+			ln, err = listenTCP(ctx, addr, &o)
+		case KindUnix:
+			ln, err = listenUnix(ctx, addr.str, &o)
+		default:
+			ln, err = listenAbstract(addr.str, &o)
+		}
+	case KindSystemd:
+		ln, err = listenSystemd(addr, &o)
+	case KindInetd:
+		ln, err = listenInetd(&o)
+	case KindVsock:
+		ln, err = listenVsock(addr)
 	}
 	if err != nil {
 		return nil, listenError(addr, err)
@@ -61,17 +95,17 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 	return ln, nil
 }
 
-// errNotYet is returned for address kinds whose backend is still to come.
-var errNotYet = errors.New("this address kind is not implemented yet: " + errors.ErrUnsupported.Error())
-
 // listenError wraps err once, as a *net.OpError that names addr, unless it
 // already is one (as errors from package net are).
 func listenError(addr Address, err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
+	if _, ok := err.(*net.OpError); ok {
 		return err
 	}
-	return &net.OpError{Op: "listen", Net: addr.network(), Addr: addrString{addr.network(), addr.String()}, Err: err}
+	op := &net.OpError{Op: "listen", Net: addr.network(), Err: err}
+	if s := addr.String(); s != op.Net { // "listen inetd: ...", not "listen inetd inetd: ..."
+		op.Addr = addrString{op.Net, s}
+	}
+	return op
 }
 
 // network is the Net of the errors and net.Addrs for a.

@@ -46,36 +46,43 @@ type Options struct {
 	SDAcceptIgnoreEnvironment bool `json:"sd_accept_ignore_environment,omitempty" yaml:"sd_accept_ignore_environment,omitempty" toml:"sd_accept_ignore_environment,omitempty"`
 
 	// TCPKeepalive sets SO_KEEPALIVE and its timers on every accepted TCP
-	// connection. Default nil: Go's default, keep-alive on with a 15 s idle
-	// time and the OS's count and interval. TCP only.
+	// connection, also of an inherited TCP socket. Default nil: Go's
+	// default, keep-alive on with a 15 s idle time and the OS's count and
+	// interval. TCP only.
 	TCPKeepalive *TCPKeepalive `json:"tcp_keepalive,omitempty" yaml:"tcp_keepalive,omitempty" toml:"tcp_keepalive,omitempty"`
 
 	// TCPReusePort sets SO_REUSEPORT on the listening socket, so that
 	// several processes can listen on one port and the kernel spreads
 	// connections among them. Default false. TCP only (never set on UNIX
-	// sockets, which Linux 6.12 and newer refuse); an error on systems
-	// without SO_REUSEPORT.
+	// sockets, which Linux 6.12 and newer refuse); an error wrapping
+	// errors.ErrUnsupported on systems without SO_REUSEPORT (Windows,
+	// Solaris).
 	TCPReusePort bool `json:"tcp_reuse_port,omitempty" yaml:"tcp_reuse_port,omitempty" toml:"tcp_reuse_port,omitempty"`
 
 	// RecvBufferSize and SendBufferSize set SO_RCVBUF and SO_SNDBUF, in
 	// bytes, for every accepted connection (Linux doubles the value and caps
 	// it at net.core.rmem_max / wmem_max). Default 0: the OS's sizes. For
 	// TCP they are set on the listening socket, before listen, so that
-	// accepted connections inherit them and the window scale fits; for UNIX
-	// and abstract sockets on each accepted connection. Not used for
-	// inherited or inetd sockets.
+	// accepted connections inherit them and the window scale fits (for an
+	// inherited TCP socket, on the listening socket when Listen takes it);
+	// for UNIX and abstract sockets on each accepted connection. Not used
+	// for inetd's stdin and stdout. An error wrapping errors.ErrUnsupported
+	// outside Unix.
 	RecvBufferSize int `json:"recv_buffer_size,omitempty" yaml:"recv_buffer_size,omitempty" toml:"recv_buffer_size,omitempty"`
 	SendBufferSize int `json:"send_buffer_size,omitempty" yaml:"send_buffer_size,omitempty" toml:"send_buffer_size,omitempty"`
 
 	// TCPOnlyV6 sets IPV6_V6ONLY on an IPv6 listening socket, so that it
 	// takes no IPv4 connections; :PORT then listens on IPv6 only. Default
-	// false: [::]:PORT and :PORT are dual stack. Ignored for IPv4 addresses.
+	// false: [::]:PORT and :PORT are dual stack. Ignored for IPv4 addresses;
+	// an error wrapping errors.ErrUnsupported outside Unix.
 	TCPOnlyV6 bool `json:"tcp_only_v6,omitempty" yaml:"tcp_only_v6,omitempty" toml:"tcp_only_v6,omitempty"`
 
 	// TCPListenBacklog is the listen() backlog: how many connections the
 	// kernel queues before Accept takes them. Default 0: the kernel's
 	// maximum (net.core.somaxconn on Linux), as net.Listen uses. The kernel
-	// caps larger values. TCP only.
+	// caps larger values. TCP only, and not for inherited sockets, whose
+	// backlog their creator chose; an error wrapping errors.ErrUnsupported
+	// outside Unix.
 	TCPListenBacklog int `json:"tcp_listen_backlog,omitempty" yaml:"tcp_listen_backlog,omitempty" toml:"tcp_listen_backlog,omitempty"`
 }
 

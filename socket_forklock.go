@@ -3,6 +3,7 @@
 package anylisten
 
 import (
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -26,4 +27,16 @@ func socketCloexec(domain, typ int) (int, error) {
 		return -1, err
 	}
 	return fd, nil
+}
+
+// dupCloexec duplicates fd to a new close-on-exec descriptor above 2.
+func dupCloexec(fd int) (int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD, 3)
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl F_DUPFD", err)
+	}
+	unix.CloseOnExec(nfd)
+	return nfd, nil
 }

@@ -13,21 +13,8 @@ import (
 // its Control hook, between socket and bind.
 func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error) {
 	var lc net.ListenConfig
-	if k := o.TCPKeepalive; k != nil {
-		// In net.KeepAliveConfig a negative value keeps the OS's default
-		// and zero means Go's own default; ours is the OS's.
-		osDefault := func(d time.Duration) time.Duration {
-			if d == 0 {
-				return -1
-			}
-			return d
-		}
-		lc.KeepAliveConfig = net.KeepAliveConfig{
-			Enable:   true,
-			Idle:     osDefault(k.Idle),
-			Interval: osDefault(k.Interval),
-			Count:    int(osDefault(time.Duration(k.Count))),
-		}
+	if o.TCPKeepalive != nil {
+		lc.KeepAliveConfig = keepaliveConfig(o.TCPKeepalive)
 	}
 	if o.TCPReusePort || o.TCPOnlyV6 || o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
 		lc.Control = func(network, _ string, c syscall.RawConn) error {
@@ -61,4 +48,50 @@ func rawControl(c syscall.RawConn, f func(fd uintptr) error) error {
 		return err
 	}
 	return ferr
+}
+
+// keepaliveConfig converts the option to package net's form.
+func keepaliveConfig(k *TCPKeepalive) net.KeepAliveConfig {
+	// In net.KeepAliveConfig a negative value keeps the OS's default and
+	// zero means Go's own default; a zero TCPKeepalive field means the OS's.
+	osDefault := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return net.KeepAliveConfig{
+		Enable:   true,
+		Idle:     osDefault(k.Idle),
+		Interval: osDefault(k.Interval),
+		Count:    int(osDefault(time.Duration(k.Count))),
+	}
+}
+
+// keepaliveListener applies the keep-alive option to the connections of an
+// inherited TCP listener, whose net.ListenConfig is package net's default.
+// Accept returns *net.TCPConn values, unwrapped.
+type keepaliveListener struct {
+	*net.TCPListener
+	cfg net.KeepAliveConfig
+}
+
+func (l *keepaliveListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptTCP accepts the next connection and sets its keep-alive. As
+// package net does for its own keep-alive default, a failure to set it
+// does not fail the connection.
+func (l *keepaliveListener) AcceptTCP() (*net.TCPConn, error) {
+	c, err := l.TCPListener.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetKeepAliveConfig(l.cfg)
+	return c, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anylisten/anylisten/internal/testenv"
 )
 
 // sockopt reads an int socket option of c.
@@ -214,7 +216,7 @@ func TestListenBufferSizes(t *testing.T) {
 	for _, s := range []string{"127.0.0.1:0", "./buf.sock", "@anylisten-buf-" + strconv.Itoa(os.Getpid())} {
 		t.Run(s, func(t *testing.T) {
 			if strings.HasPrefix(s, "./") {
-				s = "unix:" + shortTempDir(t) + "/buf.sock"
+				s = "unix:" + testenv.SocketDir(t) + "/buf.sock"
 			}
 			c := roundTrip(t, listenT(t, s, o)).(syscall.Conn)
 			if got := sockopt(t, c, unix.SOL_SOCKET, unix.SO_RCVBUF); got != wantRcv {

@@ -75,3 +75,11 @@ func removeIfSame(path string, fi os.FileInfo) bool {
 	}
 	return os.Remove(path) == nil
 }
+
+// bufferOpts returns o if accepted connections need its buffer sizes.
+func bufferOpts(o *Options) *Options {
+	if o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
+		return o
+	}
+	return nil
+}

@@ -72,11 +72,7 @@ func bindUnix(name string, o *Options, abs string) (_ net.Listener, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ul := &UnixListener{UnixListener: fl.(*net.UnixListener), path: abs, file: bound, unlink: abs != ""}
-	if o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
-		ul.opts = o
-	}
-	return ul, nil
+	return &UnixListener{UnixListener: fl.(*net.UnixListener), path: abs, file: bound, unlink: abs != "", opts: bufferOpts(o)}, nil
 }
 
 // setOwnerMode applies the owner, group and mode options to the socket

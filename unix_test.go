@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/anylisten/anylisten/internal/testenv"
 )
 
 // staleSocket leaves a socket file at path that nobody accepts on, as a
@@ -35,7 +37,7 @@ func listenPath(path string, o *Options) (net.Listener, error) {
 
 func TestListenUnix(t *testing.T) {
 	checkNoFDLeak(t)
-	path := filepath.Join(shortTempDir(t), "app.sock")
+	path := filepath.Join(testenv.SocketDir(t), "app.sock")
 	ln, err := listenPath(path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +68,7 @@ func TestListenUnix(t *testing.T) {
 }
 
 func TestListenUnixRelativePath(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testenv.SocketDir(t)
 	chdir(t, dir)
 	ln := listenT(t, "./rel.sock", nil)
 	roundTrip(t, ln)
@@ -79,7 +81,7 @@ func TestListenUnixRelativePath(t *testing.T) {
 }
 
 func TestListenUnixChmod(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testenv.SocketDir(t)
 	for _, tt := range []struct {
 		opt  string
 		want fs.FileMode
@@ -112,7 +114,7 @@ func TestListenUnixChown(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("chown to another user needs root: run the tests as root")
 	}
-	path := filepath.Join(shortTempDir(t), "own.sock")
+	path := filepath.Join(testenv.SocketDir(t), "own.sock")
 	listenT(t, "unix:"+path, &Options{UnixListenUID: ptr[uint32](4321), UnixListenGID: ptr[uint32](8765), UnixListenChmod: 0o660})
 	fi, err := os.Lstat(path)
 	if err != nil {
@@ -136,7 +138,7 @@ func TestListenUnixChown(t *testing.T) {
 
 func TestListenUnixStale(t *testing.T) {
 	checkNoFDLeak(t)
-	path := filepath.Join(shortTempDir(t), "stale.sock")
+	path := filepath.Join(testenv.SocketDir(t), "stale.sock")
 	staleSocket(t, path)
 
 	ln, err := listenPath(path, nil)
@@ -158,7 +160,7 @@ func TestListenUnixStale(t *testing.T) {
 
 func TestListenUnixLiveServerNotStolen(t *testing.T) {
 	checkNoFDLeak(t)
-	path := filepath.Join(shortTempDir(t), "live.sock")
+	path := filepath.Join(testenv.SocketDir(t), "live.sock")
 	live := listenT(t, "unix:"+path, nil)
 	before, _ := os.Lstat(path)
 
@@ -186,7 +188,7 @@ func TestListenUnixLiveServerNotStolen(t *testing.T) {
 }
 
 func TestListenUnixNeverRemovesOtherFiles(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testenv.SocketDir(t)
 	stale := filepath.Join(dir, "target.sock")
 	staleSocket(t, stale)
 	regular := filepath.Join(dir, "data.txt")
@@ -230,7 +232,7 @@ func TestListenUnixNeverRemovesOtherFiles(t *testing.T) {
 }
 
 func TestUnixCloseLeavesNewerSocket(t *testing.T) {
-	path := filepath.Join(shortTempDir(t), "swap.sock")
+	path := filepath.Join(testenv.SocketDir(t), "swap.sock")
 	old := listenT(t, "unix:"+path, nil)
 	// A newer server takes the path over, as a restart with unlink does.
 	if err := os.Remove(path); err != nil {
@@ -247,7 +249,7 @@ func TestUnixCloseLeavesNewerSocket(t *testing.T) {
 }
 
 func TestUnixSetUnlinkOnClose(t *testing.T) {
-	path := filepath.Join(shortTempDir(t), "keep.sock")
+	path := filepath.Join(testenv.SocketDir(t), "keep.sock")
 	ln := listenT(t, "unix:"+path, nil).(*UnixListener)
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
@@ -257,7 +259,7 @@ func TestUnixSetUnlinkOnClose(t *testing.T) {
 }
 
 func TestListenUnixErrors(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testenv.SocketDir(t)
 	for _, tt := range []struct {
 		name string
 		path string
@@ -282,7 +284,7 @@ func TestListenUnixPermissionDenied(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root may chown to anyone; run as a normal user to test a denied chown")
 	}
-	path := filepath.Join(shortTempDir(t), "deny.sock")
+	path := filepath.Join(testenv.SocketDir(t), "deny.sock")
 	checkNoFDLeak(t)
 	_, err := listenPath(path, &Options{UnixListenUID: ptr[uint32](0)})
 	if !errors.Is(err, fs.ErrPermission) {

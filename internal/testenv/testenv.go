@@ -4,9 +4,11 @@
 package testenv
 
 import (
+	"bytes"
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -69,4 +71,24 @@ func SocketDir(t testing.TB) string {
 		}
 	})
 	return dir
+}
+
+// Buffer is a bytes.Buffer that a child process's output can be copied
+// into while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

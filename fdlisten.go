@@ -1,0 +1,158 @@
+//go:build unix
+
+package anylisten
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdInfo is what an inherited file descriptor turned out to be.
+type fdInfo struct {
+	fd        int
+	typ       int  // SO_TYPE
+	listening bool // SO_ACCEPTCONN
+	local     unix.Sockaddr
+}
+
+// inspectFD looks at fd without changing it: inherited descriptors are
+// checked, never trusted.
+func inspectFD(fd int) (fdInfo, error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	switch err {
+	case nil:
+	case unix.ENOTSOCK:
+		return fdInfo{}, errors.New("not a socket")
+	case unix.EBADF:
+		return fdInfo{}, errors.New("not open")
+	default:
+		return fdInfo{}, os.NewSyscallError("getsockopt SO_TYPE", err)
+	}
+	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil {
+		return fdInfo{}, os.NewSyscallError("getsockopt SO_ACCEPTCONN", err)
+	}
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		return fdInfo{}, os.NewSyscallError("getsockname", err)
+	}
+	return fdInfo{fd: fd, typ: typ, listening: acc != 0, local: local}, nil
+}
+
+// String describes the socket for error messages, like "a datagram
+// UDP/IPv4 socket on 127.0.0.1:53".
+func (i fdInfo) String() string {
+	state := "connected"
+	if i.listening {
+		state = "listening"
+	}
+	proto := "TCP"
+	switch i.typ {
+	case unix.SOCK_STREAM:
+	case unix.SOCK_DGRAM:
+		state, proto = "datagram", "UDP"
+	case unix.SOCK_SEQPACKET:
+		state, proto = "seqpacket", "SCTP"
+	default:
+		state, proto = "type "+strconv.Itoa(i.typ), "IP"
+	}
+	family, addr := describeSockaddr(i.local, proto)
+	return "a " + state + " " + family + " socket" + addr
+}
+
+func describeSockaddr(sa unix.Sockaddr, proto string) (family, on string) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return proto + "/IPv4", " on " + net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port))
+	case *unix.SockaddrInet6:
+		return proto + "/IPv6", " on " + net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port))
+	case *unix.SockaddrUnix:
+		if sa.Name == "" {
+			return "UNIX", " (unnamed)"
+		}
+		return "UNIX", " on " + sa.Name
+	}
+	if name, on := describeOtherSockaddr(sa); name != "" {
+		return name, on
+	}
+	return "non-IP, non-UNIX", ""
+}
+
+// checkStream says why i cannot be served as a stream socket, or nil if
+// it can: a listening socket, or a connected one.
+func (i fdInfo) checkStream() error {
+	if i.typ != unix.SOCK_STREAM {
+		return fmt.Errorf("%v: only stream sockets are served (datagram and seqpacket sockets are not); the fd is left open", i)
+	}
+	if !i.listening {
+		if _, err := unix.Getpeername(i.fd); err == unix.ENOTCONN {
+			return fmt.Errorf("%v is neither listening nor connected; the fd is left open",
+				strings.Replace(i.String(), "connected", "stream", 1))
+		}
+		if isVsock(i.local) {
+			return fmt.Errorf("%v: a connected AF_VSOCK socket (Accept=yes) is not supported; listen with Accept=no", i)
+		}
+	}
+	return nil
+}
+
+// fdListener makes a listener of the inherited socket i from a duplicate
+// of its fd, leaving i.fd itself open: the caller closes it once every
+// listener it needs was made. A listening socket gives its native
+// listener, a connected one (systemd's Accept=yes, inetd) a listener that
+// hands out that one connection. i must have passed checkStream.
+func fdListener(i fdInfo, o *Options) (net.Listener, error) {
+	fd, err := dupCloexec(i.fd)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "fd "+strconv.Itoa(i.fd))
+	defer f.Close() // the listener holds package net's own duplicate
+	if !i.listening {
+		c, err := net.FileConn(f)
+		if err != nil {
+			return nil, err
+		}
+		return newOneConnListener(c), nil
+	}
+	if isVsock(i.local) {
+		return vsockFileListener(f)
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, err
+	}
+	switch l := ln.(type) {
+	case *net.TCPListener:
+		return inheritedTCP(l, o)
+	case *net.UnixListener:
+		return &UnixListener{UnixListener: l, opts: bufferOpts(o)}, nil
+	}
+	return ln, nil
+}
+
+// inheritedTCP applies the options that concern accepted connections to a
+// TCP listener somebody else created: buffer sizes on the listening socket
+// (accepted sockets inherit them), keep-alive on each accepted connection.
+func inheritedTCP(l *net.TCPListener, o *Options) (net.Listener, error) {
+	if o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
+		rc, err := l.SyscallConn()
+		if err == nil {
+			err = rawControl(rc, func(fd uintptr) error { return setBuffers(fd, o) })
+		}
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	if o.TCPKeepalive != nil {
+		return &keepaliveListener{l, keepaliveConfig(o.TCPKeepalive)}, nil
+	}
+	return l, nil
+}

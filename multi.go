@@ -1,0 +1,166 @@
+package anylisten
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"sync"
+)
+
+// multiListener merges several listeners into one: each has an accept
+// loop that hands its connections to Accept through one unbuffered
+// channel. The first ready connection wins, and blocked senders are served
+// in turn, so no listener starves another. Connections pass through
+// unwrapped.
+type multiListener struct {
+	lns   []net.Listener
+	addr  multiAddr
+	conns chan acceptResult
+	done  chan struct{} // closed by Close
+	close sync.Once
+	loops sync.WaitGroup
+
+	// dead is closed when every accept loop has stopped by itself, with
+	// lastErr the error that stopped the last one.
+	dead    chan struct{}
+	mu      sync.Mutex
+	live    int
+	lastErr error
+}
+
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+// newMultiListener takes ownership of lns (at least two).
+func newMultiListener(lns []net.Listener) *multiListener {
+	m := &multiListener{
+		lns:   lns,
+		conns: make(chan acceptResult),
+		done:  make(chan struct{}),
+		dead:  make(chan struct{}),
+		live:  len(lns),
+	}
+	for _, ln := range lns {
+		m.addr = append(m.addr, ln.Addr())
+	}
+	m.loops.Add(len(lns))
+	for _, ln := range lns {
+		go m.acceptLoop(ln)
+	}
+	return m
+}
+
+// acceptLoop passes everything ln.Accept returns to Accept, and stops
+// after an error that is not temporary, or when m is closed. A listener
+// that ends by itself (net.ErrClosed, as a one-connection listener does
+// once its connection is served) just leaves the merge; another error
+// stopping a loop is passed on.
+func (m *multiListener) acceptLoop(ln net.Listener) {
+	defer m.loops.Done()
+	var err error
+	for {
+		var c net.Conn
+		c, err = ln.Accept()
+		if err != nil && !isTemporary(err) {
+			break
+		}
+		select {
+		case m.conns <- acceptResult{c, err}:
+		case <-m.done:
+			if c != nil {
+				c.Close()
+			}
+			return
+		}
+	}
+	if !errors.Is(err, net.ErrClosed) {
+		select {
+		case m.conns <- acceptResult{nil, err}:
+		case <-m.done:
+			return
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.live--; m.live == 0 {
+		m.lastErr = err
+		close(m.dead)
+	}
+}
+
+// isTemporary reports whether an Accept error is worth retrying, as
+// net/http's Serve decides: a timeout or a temporary condition such as a
+// full fd table.
+func isTemporary(err error) bool {
+	var ne interface{ Temporary() bool }
+	return errors.As(err, &ne) && ne.Temporary()
+}
+
+// Accept returns the next connection from any of the listeners, with its
+// concrete type (*net.TCPConn, *net.UnixConn, ...). After Close, or once
+// every listener has stopped, it returns an error that wraps
+// net.ErrClosed (or what stopped the last of them).
+func (m *multiListener) Accept() (net.Conn, error) {
+	select {
+	case r := <-m.conns:
+		select {
+		case <-m.done:
+			// Closed meanwhile: Close owns what is still in flight.
+			if r.c != nil {
+				r.c.Close()
+			}
+		default:
+			return r.c, r.err
+		}
+	case <-m.done:
+	case <-m.dead:
+		m.mu.Lock()
+		err := m.lastErr
+		m.mu.Unlock()
+		if !errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+	}
+	return nil, &net.OpError{Op: "accept", Net: m.addr.Network(), Addr: m.addr, Err: net.ErrClosed}
+}
+
+// Close closes every listener and returns once every accept loop has
+// stopped; connections accepted but not yet returned by Accept are closed.
+func (m *multiListener) Close() error {
+	err := error(&net.OpError{Op: "close", Net: m.addr.Network(), Addr: m.addr, Err: net.ErrClosed})
+	m.close.Do(func() {
+		close(m.done)
+		var errs []error
+		for _, ln := range m.lns {
+			errs = append(errs, ln.Close())
+		}
+		m.loops.Wait()
+		err = errors.Join(errs...)
+	})
+	return err
+}
+
+// Addr returns a multiAddr of every listener's address.
+func (m *multiListener) Addr() net.Addr { return m.addr }
+
+// multiAddr is the address of a merged listener: the addresses of all its
+// listeners.
+type multiAddr []net.Addr
+
+// Network returns "multi".
+func (a multiAddr) Network() string { return "multi" }
+
+// String returns the addresses, each as network:address, separated by
+// commas, as in "tcp:127.0.0.1:8080,unix:/run/app.sock".
+func (a multiAddr) String() string {
+	var b strings.Builder
+	for i, x := range a {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(x.Network() + ":" + x.String())
+	}
+	return b.String()
+}
