@@ -1,19 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,29 +57,11 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// lockedBuffer is a bytes.Buffer that a child's output can be copied into
-// while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// hello is a running hello process.
+// hello is a running hello process, or a tool that runs hello
+// (systemd-socket-activate, socat).
 type hello struct {
 	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
+	stdout, stderr testenv.Buffer
 	exited         chan struct{} // closed once Wait has returned
 	waitErr        error         // Wait's result, set before exited is closed
 }
@@ -85,11 +71,25 @@ type hello struct {
 // if it wrote anything to standard output.
 func startHello(t *testing.T, dir string, args ...string) *hello {
 	t.Helper()
-	h := &hello{cmd: exec.Command(helloPath, args...), exited: make(chan struct{})}
+	return startProcess(t, dir, nil, helloPath, args...)
+}
+
+// startProcess starts the program path with args in dir ("" for the
+// test's directory) and the environment env (nil for the test's own), in a
+// process group of its own. When the test ends, the whole group is killed
+// (the program and every child it started, such as the hellos of
+// systemd-socket-activate -a or socat fork), and the test fails if the
+// program wrote anything to standard output: hello never does, and
+// neither do these tools.
+func startProcess(t *testing.T, dir string, env []string, path string, args ...string) *hello {
+	t.Helper()
+	h := &hello{cmd: exec.Command(path, args...), exited: make(chan struct{})}
 	h.cmd.Dir = dir
+	h.cmd.Env = env
 	h.cmd.Stdout = &h.stdout
 	h.cmd.Stderr = &h.stderr
 	h.cmd.WaitDelay = timeout
+	inOwnProcessGroup(h.cmd)
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,17 +98,15 @@ func startHello(t *testing.T, dir string, args ...string) *hello {
 		close(h.exited)
 	}()
 	t.Cleanup(func() {
-		if !h.hasExited() {
-			h.cmd.Process.Kill()
-		}
+		killProcessGroup(h.cmd.Process)
 		select {
 		case <-h.exited:
 		case <-time.After(timeout):
-			t.Errorf("hello %q (pid %d) did not exit within %v of SIGKILL", args, h.cmd.Process.Pid, timeout)
+			t.Errorf("%s %q (pid %d) did not exit within %v of SIGKILL", filepath.Base(path), args, h.cmd.Process.Pid, timeout)
 			return
 		}
 		if out := h.stdout.String(); out != "" {
-			t.Errorf("hello %q wrote to standard output: %q", args, out)
+			t.Errorf("%s %q wrote to standard output: %q", filepath.Base(path), args, out)
 		}
 	})
 	return h
@@ -528,6 +526,458 @@ func TestSignal(t *testing.T) {
 			}
 			if _, err := os.Lstat(s.path); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("socket file %s is still there after %v (Lstat: %v)", s.path, sig, err)
+			}
+		})
+	}
+}
+
+// waitFor polls the standard error of h until cond holds. It fails if h
+// exits first (without cond holding on its complete output) or the
+// timeout passes; what says what was awaited.
+func (h *hello) waitFor(what string, cond func(stderr string) bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond(h.stderr.String()) {
+			return nil
+		}
+		if h.hasExited() {
+			// Wait has returned: the output is complete.
+			if cond(h.stderr.String()) {
+				return nil
+			}
+			return fmt.Errorf("%s exited (%v) before %s; stderr:\n%s", filepath.Base(h.cmd.Path), h.waitErr, what, h.stderr.String())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not get to %s within %v; stderr:\n%s", filepath.Base(h.cmd.Path), what, timeout, h.stderr.String())
+		}
+		select {
+		case <-h.exited:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// waitExit waits until h exits and returns its exit code.
+func (h *hello) waitExit(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-h.exited:
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %v; stderr:\n%s", filepath.Base(h.cmd.Path), timeout, h.stderr.String())
+	}
+	return h.cmd.ProcessState.ExitCode()
+}
+
+// fetch gets a page with curl -sS --fail -i and returns its body. It fails
+// the test unless curl received exactly one well-formed HTTP/1.1 200
+// response: nothing before the status line (in inetd mode, anything hello
+// printed on the connection would be there), a Content-Length that is the
+// body's length, nothing after the body.
+func fetch(t *testing.T, args ...string) string {
+	t.Helper()
+	args = append([]string{"--fail", "-i"}, args...)
+	out := curl(t, args...)
+	if !strings.HasPrefix(out, "HTTP/1.1 200 OK\r\n") {
+		t.Fatalf("curl %q: the response does not start with HTTP/1.1 200 OK: %q", args, out)
+	}
+	r := bufio.NewReader(strings.NewReader(out))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("curl %q: %v in the response %q", args, err, out)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("curl %q: reading the body: %v in the response %q", args, err, out)
+	}
+	if resp.ContentLength != int64(len(body)) {
+		t.Errorf("curl %q: Content-Length %d, but a body of %d bytes: %q", args, resp.ContentLength, len(body), out)
+	}
+	if rest, _ := io.ReadAll(r); len(rest) > 0 {
+		t.Errorf("curl %q: %q after the response", args, rest)
+	}
+	return string(body)
+}
+
+// checkBody fails the test unless got is want.
+func checkBody(t *testing.T, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got body %q, want %q", got, want)
+	}
+}
+
+// freePorts returns n different TCP ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for len(ports) < n {
+		p := testenv.FreePort(t)
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
+
+// localURL is the URL of 127.0.0.1:port.
+func localURL(port int) string {
+	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/"
+}
+
+// activation is a running systemd-socket-activate and the ports it
+// listens on. Without -a it execs hello on the first connection: from then
+// on the process is hello.
+type activation struct {
+	*hello
+	ports []int
+}
+
+// socketActivate runs systemd-socket-activate -l PORT... FLAGS... --
+// hello HELLOARGS..., with nports ports of its own choosing (it does not
+// take port 0), and waits until it listens on all of them and on those of
+// the -l options in flags. Ports that another process took in the
+// meantime are replaced by new ones. Each -l PORT is a bare port:
+// systemd-socket-activate binds [::]:PORT, dual stack, as in the example
+// session.
+func socketActivate(t *testing.T, nports int, flags []string, helloArgs ...string) *activation {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skipf("systemd-socket-activate is for Linux, not %s", runtime.GOOS)
+	}
+	tool := testenv.NeedTool(t, "systemd-socket-activate")
+	nsockets := nports
+	for _, f := range flags {
+		if f == "-l" {
+			nsockets++
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		ports := freePorts(t, nports)
+		var args []string
+		for _, p := range ports {
+			args = append(args, "-l", strconv.Itoa(p))
+		}
+		args = append(append(args, flags...), "--", helloPath)
+		args = append(args, helloArgs...)
+		a := &activation{startProcess(t, "", nil, tool, args...), ports}
+		err := a.waitFor(fmt.Sprintf("listening on %d sockets", nsockets), func(stderr string) bool {
+			return strings.Count(stderr, "Listening on ") >= nsockets
+		})
+		if err == nil {
+			return a
+		}
+		if attempt < 5 && a.hasExited() && strings.Contains(a.stderr.String(), "Address already in use") {
+			t.Logf("a port of %v was taken meanwhile, trying others: %v", ports, err)
+			continue
+		}
+		t.Fatalf("systemd-socket-activate %q: %v", args, err)
+	}
+}
+
+// waitLog waits until h's standard error says want. A line hello wrote
+// before it served a connection may reach the test after the response
+// did: the test reads hello's standard error from a pipe, concurrently.
+func (h *hello) waitLog(t *testing.T, want string) {
+	t.Helper()
+	if err := h.waitFor(fmt.Sprintf("saying %q", want), func(stderr string) bool { return strings.Contains(stderr, want) }); err != nil {
+		t.Error(err)
+	}
+}
+
+// checkIsHello checks that a (started without -a) has become hello, by
+// exec, and still runs: the one process that served every connection.
+func (a *activation) checkIsHello(t *testing.T) {
+	t.Helper()
+	a.waitLog(t, "hello: listening on ")
+	if a.hasExited() {
+		t.Fatalf("hello exited: %v; stderr:\n%s", a.waitErr, a.stderr.String())
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", a.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exe != helloPath {
+		t.Errorf("process %d runs %s, want %s", a.cmd.Process.Pid, exe, helloPath)
+	}
+	if n := strings.Count(a.stderr.String(), "hello: listening on "); n != 1 {
+		t.Errorf("%d hellos started, want the one that serves every connection; stderr:\n%s", n, a.stderr.String())
+	}
+}
+
+// childDied matches systemd-socket-activate -a's line for each child
+// that ended.
+var childDied = regexp.MustCompile(`(?m)^Child (\d+) died with code (-?\d+)$`)
+
+// checkChildren waits until n children of a (run with -a: one hello per
+// connection) have ended, and checks that they were n processes that each
+// exited with status 0.
+func (a *activation) checkChildren(t *testing.T, n int) {
+	t.Helper()
+	err := a.waitFor(fmt.Sprintf("%d children ending", n), func(stderr string) bool {
+		return len(childDied.FindAllString(stderr, -1)) >= n
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := a.stderr.String()
+	pids := map[string]bool{}
+	for _, m := range childDied.FindAllStringSubmatch(stderr, -1) {
+		pids[m[1]] = true
+		if m[2] != "0" {
+			t.Errorf("hello (pid %s) exited with %s, want 0; stderr:\n%s", m[1], m[2], stderr)
+		}
+	}
+	if len(pids) != n {
+		t.Errorf("%d connections were served by %d processes, want one each; stderr:\n%s", n, len(pids), stderr)
+	}
+	if got := strings.Count(stderr, "hello: listening on "); got != n {
+		t.Errorf("%d hellos said they listen, want %d; stderr:\n%s", got, n, stderr)
+	}
+}
+
+// TestExampleSession runs the example session of tokio-listener's README,
+// with hello for its clap_axum example, the real systemd-socket-activate
+// and the real curl, each server on a port or socket of its own:
+//
+//	hello 127.0.0.1:PORT   $'Hello from usual mode\n'
+//	hello ./path_socket    $'Hello from UNIX socket path mode\n'
+//	hello @abstract_socket $'Hello from UNIX socket abstract mode\n'
+//	systemd-socket-activate -l PORT hello sd-listen $'Hello from pre-listened socket\n'
+//	systemd-socket-activate --inetd -a -l PORT hello inetd $'Hello from inetd mode\n'
+//	systemd-socket-activate -l P1 -l P2 --fdname=foo:bar -- hello sd-listen:bar $'Hello from a named pre-listened socket\n'
+//	systemd-socket-activate -l P1 -l P2 -- hello 'sd-listen:*' $'Hello from any of the two pre-listened sockets\n'
+//
+// and two more: inetd's wait mode (--inetd without -a: stdin is the
+// listening socket) and sd-listen under -a, which hello-inetd@.service
+// does with systemd's Accept=yes.
+func TestExampleSession(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("abstract sockets and systemd-socket-activate are Linux's, not %s's", runtime.GOOS)
+	}
+	t.Run("usual mode", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from usual mode\n"
+		s := serveOn(t, onTCP, func(addr string) []string { return []string{addr, text} })
+		checkBody(t, fetch(t, s.curlArgs...), text)
+	})
+	t.Run("UNIX socket path mode", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from UNIX socket path mode\n"
+		dir := testenv.SocketDir(t)
+		h := startHello(t, dir, "./path_socket", text)
+		path := filepath.Join(dir, "path_socket")
+		if err := h.waitReady("unix", path); err != nil {
+			t.Fatal(err)
+		}
+		checkBody(t, fetch(t, "--unix-socket", path, "http://x/"), text)
+		h.waitLog(t, "hello: listening on ./path_socket\n")
+	})
+	t.Run("UNIX socket abstract mode", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from UNIX socket abstract mode\n"
+		s := serveOn(t, onAbstract, func(addr string) []string { return []string{addr, text} })
+		checkBody(t, fetch(t, s.curlArgs...), text)
+	})
+	t.Run("pre-listened socket", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from pre-listened socket\n"
+		a := socketActivate(t, 1, nil, "sd-listen", text)
+		for range 2 {
+			checkBody(t, fetch(t, localURL(a.ports[0])), text)
+		}
+		a.checkIsHello(t)
+		a.waitLog(t, fmt.Sprintf("hello: listening on [::]:%d\n", a.ports[0]))
+		if code := a.stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.stderr.String())
+		}
+	})
+	t.Run("inetd mode", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from inetd mode\n"
+		// A new hello per connection, with the connected socket on
+		// stdin and stdout; each exits 0 after its connection.
+		a := socketActivate(t, 1, []string{"--inetd", "-a"}, "inetd", text)
+		for range 2 {
+			checkBody(t, fetch(t, localURL(a.ports[0])), text)
+		}
+		a.checkChildren(t, 2)
+	})
+	t.Run("inetd wait mode", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from inetd wait mode\n"
+		// stdin is the listening socket: one hello serves every
+		// connection, as sd-listen does.
+		a := socketActivate(t, 1, []string{"--inetd"}, "inetd", text)
+		for range 3 {
+			checkBody(t, fetch(t, localURL(a.ports[0])), text)
+		}
+		a.checkIsHello(t)
+		if code := a.stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.stderr.String())
+		}
+	})
+	t.Run("named pre-listened socket", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from a named pre-listened socket\n"
+		a := socketActivate(t, 2, []string{"--fdname=foo:bar"}, "sd-listen:bar", text)
+		checkBody(t, fetch(t, localURL(a.ports[1])), text)
+		a.checkIsHello(t)
+		a.waitLog(t, fmt.Sprintf("hello: listening on [::]:%d\n", a.ports[1]))
+	})
+	t.Run("any of the two pre-listened sockets", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from any of the two pre-listened sockets\n"
+		a := socketActivate(t, 2, nil, "sd-listen:*", text)
+		checkBody(t, fetch(t, localURL(a.ports[0])), text)
+		checkBody(t, fetch(t, localURL(a.ports[1])), text)
+		a.checkIsHello(t)
+		a.waitLog(t, fmt.Sprintf("hello: listening on tcp:[::]:%d,tcp:[::]:%d\n", a.ports[0], a.ports[1]))
+	})
+	t.Run("sd-listen with Accept=yes", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from a connection passed as fd 3\n"
+		// -a without --inetd: fd 3 is the connected socket, LISTEN_FDS=1.
+		a := socketActivate(t, 1, []string{"-a"}, "sd-listen", text)
+		for range 2 {
+			checkBody(t, fetch(t, localURL(a.ports[0])), text)
+		}
+		a.checkChildren(t, 2)
+	})
+}
+
+// inetdWrapper is the program socat runs: it runs hello in inetd mode and
+// appends what it found on standard input and hello's exit status to the
+// file $HELLO_STATUS. Paths and text come in the environment, since ','
+// and ':' are special in socat's addresses; the status goes to a file,
+// since standard error may be the connection.
+const inetdWrapper = `#!/bin/sh
+if [ -S /dev/stdin ]; then stdin=socket; elif [ -p /dev/stdin ]; then stdin=pipe; else stdin=other; fi
+"$HELLO" inetd "$HELLO_TEXT"
+status=$?
+echo "stdin=$stdin exit=$status" >>"$HELLO_STATUS"
+exit $status
+`
+
+// TestInetdSocat serves one HTTP request in inetd mode under socat, in
+// each way socat hands a program its connection, and checks that the
+// response is exactly hello's (nothing else on the connection) and that
+// hello exits with status 0:
+//
+//	socat TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork EXEC:wrapper          # a socketpair on stdin and stdout
+//	socat TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork EXEC:wrapper,pipes    # two pipes
+//	socat TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr EXEC:wrapper,nofork        # the TCP socket itself
+//
+// and, with socat's stderr option, as classic inetd does: standard error
+// is the connection too.
+func TestInetdSocat(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("inetd mode is for Unix")
+	}
+	tests := []struct {
+		name   string
+		listen string // options of TCP-LISTEN after bind and reuseaddr
+		exec   string // options of EXEC
+		stdin  string // what the wrapper finds on stdin: socket or pipe
+		// wantLog is the line hello logs on its standard error, socat's
+		// (its TCP port for %d); "" if it must log nothing there.
+		wantLog string
+	}{
+		{"socketpair", ",fork", "", "socket", "hello: listening on "},
+		{"pipes", ",fork", ",pipes", "pipe", "hello: listening on stdio\n"},
+		{"socket", "", ",nofork", "socket", "hello: listening on 127.0.0.1:%d\n"},
+		{"socketpair, stderr too", ",fork", ",stderr", "socket", ""},
+		{"pipes, stderr too", ",fork", ",pipes,stderr", "pipe", ""},
+		{"socket, stderr too", "", ",nofork,stderr", "socket", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tool := testenv.NeedTool(t, "socat")
+			testenv.NeedTool(t, "curl")
+			text := "Hello from inetd mode under socat (" + tt.name + ")\n"
+			dir := testenv.SocketDir(t)
+			script := filepath.Join(dir, "inetd.sh")
+			if err := os.WriteFile(script, []byte(inetdWrapper), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			statusFile := filepath.Join(dir, "status")
+			env := append(os.Environ(), "HELLO="+helloPath, "HELLO_TEXT="+text, "HELLO_STATUS="+statusFile)
+
+			var socat *hello
+			var port int
+			for attempt := 1; ; attempt++ {
+				port = testenv.FreePort(t)
+				args := []string{"-d", "-d",
+					fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr%s", port, tt.listen),
+					"EXEC:" + script + tt.exec}
+				socat = startProcess(t, "", env, tool, args...)
+				listening := regexp.MustCompile(`listening on .*127\.0\.0\.1:` + strconv.Itoa(port) + `\b`)
+				err := socat.waitFor("listening", func(stderr string) bool { return listening.MatchString(stderr) })
+				if err == nil {
+					break
+				}
+				if attempt < 5 && socat.hasExited() && strings.Contains(socat.stderr.String(), "Address already in use") {
+					t.Logf("port %d was taken meanwhile, trying another: %v", port, err)
+					continue
+				}
+				t.Fatalf("socat %q: %v", args, err)
+			}
+
+			checkBody(t, fetch(t, localURL(port)), text)
+
+			// The wrapper writes the status line once hello has exited.
+			var status string
+			deadline := time.Now().Add(timeout)
+			for {
+				b, err := os.ReadFile(statusFile)
+				if err == nil && bytes.HasSuffix(b, []byte("\n")) {
+					status = string(b)
+					break
+				}
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					t.Fatal(err)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("hello did not exit within %v of its connection; socat's stderr:\n%s", timeout, socat.stderr.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if want := "stdin=" + tt.stdin + " exit=0\n"; status != want {
+				t.Errorf("the wrapper says %q, want %q; socat's stderr:\n%s", status, want, socat.stderr.String())
+			}
+			if tt.listen == "" {
+				// nofork: socat became the wrapper, which exits with hello's status.
+				if code := socat.waitExit(t); code != 0 {
+					t.Errorf("socat (the wrapper, by exec) exited with %d, want 0; stderr:\n%s", code, socat.stderr.String())
+				}
+			} else {
+				// End socat, so that its standard error, which hello
+				// shared, is complete.
+				killProcessGroup(socat.cmd.Process)
+				socat.waitExit(t)
+			}
+			stderr := socat.stderr.String()
+			if tt.wantLog == "" {
+				if strings.Contains(stderr, "hello:") {
+					t.Errorf("hello logged to socat's stderr although its own stderr was the connection:\n%s", stderr)
+				}
+			} else {
+				want := tt.wantLog
+				if strings.Contains(want, "%d") {
+					want = fmt.Sprintf(want, port)
+				}
+				if !strings.Contains(stderr, want) {
+					t.Errorf("socat's stderr does not have hello's %q:\n%s", want, stderr)
+				}
 			}
 		})
 	}

@@ -17,8 +17,16 @@
 // standard error, because in inetd mode standard output is the connection.
 // It prints "listening on ADDR" once it accepts connections, and on
 // SIGINT or SIGTERM closes the listener (removing its UNIX socket file) and
-// exits with status 0. Command-line errors exit with status 2, a failure to
-// listen or serve with status 1.
+// exits with status 0, as it also does after the one connection of inetd mode
+// or of systemd's Accept=yes. Command-line errors exit with status 2, a
+// failure to listen or serve with status 1.
+//
+// In inetd mode standard error may be the connection too: classic inetd
+// gives a program its connection as fds 0, 1 and 2, and so does systemd
+// with StandardInput=socket unless StandardError= says otherwise. Then
+// anylisten's Listen points standard error at /dev/null along with stdin
+// and stdout, and what hello logs is lost rather than sent to the client
+// ahead of the HTTP response; the exit status still tells.
 package main
 
 import (
