@@ -356,6 +356,17 @@ func TestAdoptInherited(t *testing.T) {
 			t.Errorf("child exited %d; stderr:\n%s", code, c.stderr)
 		}
 	})
+	t.Run("systemd-socket-activate unix", func(t *testing.T) {
+		path := filepath.Join(testenv.SocketDir(t), "tool.sock")
+		c := activate(t, 1, []string{"-l", path}, "unix:"+path, `{"unix_listen_unlink":true}`, 1)
+		matchLine(t, ask(t, "unix", path), `^\*net\.UnixConn \*anylisten\.UnixListener `+regexp.QuoteMeta(path)+` `)
+		if code := c.wait(t); code != 0 {
+			t.Errorf("child exited %d; stderr:\n%s", code, c.stderr)
+		}
+		if _, err := os.Lstat(path); err != nil {
+			t.Errorf("the adopted socket file was removed: %v", err)
+		}
+	})
 	t.Run("other port binds anew", func(t *testing.T) {
 		f, _ := tcpFile(t)
 		p := freePort(t)
@@ -381,4 +392,43 @@ func TestSystemdNothingPassed(t *testing.T) {
 			t.Errorf("stderr does not say %q:\n%s", want, c.stderr)
 		}
 	}
+}
+
+// The environment errors that the real systemd-socket-activate can be made
+// to produce, and the option that overrides a wrong LISTEN_PID.
+func TestSystemdErrorsUnderTool(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		addr string
+		want string
+	}{
+		{"pid mismatch", []string{"-E", "LISTEN_PID=1"}, "sd-listen", `LISTEN_PID="1" is not this process`},
+		{"missing name", []string{"--fdname=http"}, "sd-listen:admin", `no socket named "admin" was passed; the sockets passed are fd 3 (http)`},
+		{"unnamed", nil, "sd-listen:http", `no socket named "http" was passed; the sockets passed are fd 3 (unknown)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := freePort(t)
+			c := activate(t, 1, append([]string{"-l", "127.0.0.1:" + p}, tt.args...), tt.addr, "", 1)
+			conn, err := net.Dial("tcp", "127.0.0.1:"+p) // starts the child
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if code := c.wait(t); code != 3 {
+				t.Fatalf("child exited %d, want 3; stderr:\n%s", code, c.stderr)
+			}
+			if !strings.Contains(c.stderr.String(), tt.want) {
+				t.Errorf("stderr does not say %q:\n%s", tt.want, c.stderr)
+			}
+		})
+	}
+	t.Run("ignore environment", func(t *testing.T) {
+		p := freePort(t)
+		c := activate(t, 1, []string{"-l", "127.0.0.1:" + p, "-E", "LISTEN_PID=1"}, "sd-listen", `{"sd_accept_ignore_environment":true}`, 1)
+		matchLine(t, ask(t, "tcp", "127.0.0.1:"+p), `^\*net\.TCPConn \*net\.TCPListener 127\.0\.0\.1:`+p+` `)
+		if code := c.wait(t); code != 0 {
+			t.Errorf("child exited %d; stderr:\n%s", code, c.stderr)
+		}
+	})
 }
