@@ -63,7 +63,7 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		return nil, errors.New("anylisten: Listen on the zero Address; make one with ParseAddress")
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, listenError(addr, err)
+		return nil, opError("listen", addr, err)
 	}
 	var (
 		ln  net.Listener
@@ -90,22 +90,23 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		ln, err = listenVsock(addr)
 	}
 	if err != nil {
-		return nil, listenError(addr, err)
+		return nil, opError("listen", addr, err)
 	}
 	return ln, nil
 }
 
-// listenError wraps err once, as a *net.OpError that names addr, unless it
-// already is one (as errors from package net are).
-func listenError(addr Address, err error) error {
+// opError wraps err once, as a *net.OpError for op ("listen", "dial")
+// that names addr, unless it already is one (as errors from package net
+// are).
+func opError(op string, addr Address, err error) error {
 	if _, ok := err.(*net.OpError); ok {
 		return err
 	}
-	op := &net.OpError{Op: "listen", Net: addr.network(), Err: err}
-	if s := addr.String(); s != op.Net { // "listen inetd: ...", not "listen inetd inetd: ..."
-		op.Addr = addrString{op.Net, s}
+	e := &net.OpError{Op: op, Net: addr.network(), Err: err}
+	if s := addr.String(); s != e.Net { // "listen inetd: ...", not "listen inetd inetd: ..."
+		e.Addr = addrString{e.Net, s}
 	}
-	return op
+	return e
 }
 
 // network is the Net of the errors and net.Addrs for a.

@@ -25,6 +25,18 @@ func listenVsock(a Address) (net.Listener, error) {
 	return ln, nil
 }
 
+// dialVsock connects to a vsock address; VMADDR_CID_ANY names no peer.
+func dialVsock(a Address) (net.Conn, error) {
+	if a.cid == cidAny {
+		return nil, errors.New("vsock:any names no peer to connect to; give the CID (local or 1 for this machine, host or 2 for the host)")
+	}
+	c, err := vsock.Dial(a.cid, a.num, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 func isVsock(sa unix.Sockaddr) bool {
 	_, ok := sa.(*unix.SockaddrVM)
 	return ok

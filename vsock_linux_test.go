@@ -3,7 +3,9 @@ package anylisten
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -62,5 +64,33 @@ func TestSystemdInheritedVsock(t *testing.T) {
 	}
 	if !strings.Contains(c.stderr.String(), "LISTENER *vsock.Listener ") {
 		t.Errorf("child did not serve the inherited vsock socket with *vsock.Listener; stderr:\n%s", c.stderr)
+	}
+}
+
+// A connection test needs a CID-1 loopback transport (vsock_loopback); it
+// never connects to any other CID, which would leave this machine.
+func TestVsockLoopbackConnection(t *testing.T) {
+	needVsock(t)
+	ln, err := Listen(context.Background(), MustParseAddress("vsock:local:0"), nil)
+	if err != nil {
+		t.Skipf("no CID-1 loopback transport here (%v): modprobe vsock_loopback to run this test", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*vsock.Addr).Port
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Write([]byte("vsock"))
+			c.Close()
+		}
+	}()
+	c, err := Dial(context.Background(), MustParseAddress("vsock:local:"+strconv.FormatUint(uint64(port), 10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "vsock" {
+		t.Errorf("read %q, %v", b, err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"runtime"
 )
 
-func listenVsock(a Address) (net.Listener, error) {
-	return nil, fmt.Errorf("AF_VSOCK is supported on Linux only, not on %s: %w", runtime.GOOS, errors.ErrUnsupported)
-}
+var errNoVsock = fmt.Errorf("AF_VSOCK is supported on Linux only, not on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+func listenVsock(Address) (net.Listener, error) { return nil, errNoVsock }
+
+func dialVsock(Address) (net.Conn, error) { return nil, errNoVsock }

@@ -982,3 +982,32 @@ func TestInetdSocat(t *testing.T) {
 		})
 	}
 }
+
+// TestSeveralListen serves one hello on a TCP port, a UNIX path and an
+// abstract name at once, given by repeated --listen flags.
+func TestSeveralListen(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("abstract UNIX sockets exist on Linux only, not on %s", runtime.GOOS)
+	}
+	testenv.NeedTool(t, "curl")
+	const text = "Hello from three sockets\n"
+	path := filepath.Join(testenv.SocketDir(t), "several.sock")
+	name := fmt.Sprintf("anylisten-test-%016x", rand.Uint64())
+	// The TCP address comes last: a taken port shows as the only failure.
+	s := serveOn(t, onTCP, func(addr string) []string {
+		return []string{"--listen", path, "--listen=@" + name, "--listen", addr, text}
+	})
+	want := fmt.Sprintf("hello: listening on unix:%s,unix:@%s,tcp:%s\n", path, name, s.addr)
+	if !strings.Contains(s.stderr.String(), want) {
+		t.Errorf("stderr does not say %q:\n%s", want, s.stderr.String())
+	}
+	for _, args := range [][]string{
+		s.curlArgs,
+		{"--unix-socket", path, "http://x/"},
+		{"--abstract-unix-socket", name, "http://x/"},
+	} {
+		if got := curl(t, args...); got != text {
+			t.Errorf("curl %q got body %q, want %q", args, got, text)
+		}
+	}
+}

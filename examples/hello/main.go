@@ -5,6 +5,7 @@
 // Usage:
 //
 //	hello [OPTIONS] [LISTEN_ADDRESS] [TEXT_TO_SERVE]
+//	hello [OPTIONS] --listen ADDRESS [--listen ADDRESS ...] [TEXT_TO_SERVE]
 //
 // LISTEN_ADDRESS defaults to 127.0.0.1:8080 and TEXT_TO_SERVE to
 // "Hello, world\n". The text is served exactly as given: nothing is
@@ -57,6 +58,9 @@ func main() {
 
 	var opts anylisten.Options
 	opts.RegisterFlags(flag.CommandLine)
+	var listen anylisten.AddressList
+	flag.Var(&listen, "listen", "listen on `ADDRESS`; repeat it to listen on several addresses at once, "+
+		"instead of the LISTEN_ADDRESS argument (the forms are those of LISTEN_ADDRESS)")
 	flag.Usage = usage
 	args, err := parseArgs(flag.CommandLine, os.Args[1:])
 	if err != nil {
@@ -64,24 +68,28 @@ func main() {
 		// and 2 after printing an error and the usage.
 		os.Exit(2)
 	}
-	addrText, text := defaultAddress, defaultText
+	// With --listen, the only argument is the text; without, the address
+	// may come first.
+	text := defaultText
+	if len(listen) == 0 && len(args) > 0 {
+		if err := listen.Set(args[0]); err != nil {
+			log.Print(err)
+			os.Exit(2)
+		}
+		args = args[1:]
+	}
 	switch len(args) {
-	case 2:
-		text = args[1]
-		fallthrough
 	case 1:
-		addrText = args[0]
+		text = args[0]
 	case 0:
 	default:
-		log.Printf("too many arguments: %q; want at most LISTEN_ADDRESS and TEXT_TO_SERVE (-h for help)", args[2:])
+		log.Printf("too many arguments: %q; want at most LISTEN_ADDRESS and TEXT_TO_SERVE, or TEXT_TO_SERVE after --listen (-h for help)", args[1:])
 		os.Exit(2)
 	}
-	addr, err := anylisten.ParseAddress(addrText)
-	if err != nil {
-		log.Print(err)
-		os.Exit(2)
+	if len(listen) == 0 {
+		listen.Set(defaultAddress)
 	}
-	if err := serve(addr, &opts, text); err != nil {
+	if err := serve(listen, &opts, text); err != nil {
 		log.Print(err)
 		os.Exit(1)
 	}
@@ -113,12 +121,12 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// serve listens on addr and serves text until SIGINT or SIGTERM.
-func serve(addr anylisten.Address, opts *anylisten.Options, text string) error {
+// serve listens on addrs and serves text until SIGINT or SIGTERM.
+func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	ln, err := anylisten.Listen(ctx, addr, opts)
+	ln, err := anylisten.ListenAll(ctx, addrs, opts)
 	if err != nil {
 		return err
 	}
@@ -163,6 +171,7 @@ func usage() {
 	fmt.Fprintf(w, `Demo server for anylisten: serves TEXT_TO_SERVE as the body of every HTTP request.
 
 Usage: hello [OPTIONS] [LISTEN_ADDRESS] [TEXT_TO_SERVE]
+       hello [OPTIONS] --listen ADDRESS [--listen ADDRESS ...] [TEXT_TO_SERVE]
 
 Arguments:
   LISTEN_ADDRESS

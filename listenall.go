@@ -1,0 +1,43 @@
+package anylisten
+
+import (
+	"context"
+	"errors"
+	"net"
+)
+
+// ListenAll listens on every address in addrs, with the same opts, and
+// merges them into one net.Listener: Accept returns the next connection
+// from any of them, unwrapped (*net.TCPConn, *net.UnixConn, ...), as it
+// comes; a listener that is flooded does not starve the others. Addr
+// describes all of them (Network "multi", String like
+// "tcp:127.0.0.1:8080,unix:/run/app.sock"). Close closes them all and
+// returns once every accept loop has stopped.
+//
+// With one address, ListenAll returns Listen's listener itself. If any
+// address fails, the listeners already opened are closed again and the
+// error, a *net.OpError, names the failing address. An empty list is an
+// error.
+//
+// The merge costs one goroutine per listener and a channel handoff per
+// connection; connections themselves are untouched.
+func ListenAll(ctx context.Context, addrs []Address, opts *Options) (net.Listener, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("anylisten: ListenAll of no addresses; give at least one")
+	}
+	lns := make([]net.Listener, 0, len(addrs))
+	for _, a := range addrs {
+		ln, err := Listen(ctx, a, opts)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	if len(lns) == 1 {
+		return lns[0], nil
+	}
+	return newMultiListener(lns), nil
+}
