@@ -148,64 +148,59 @@ func parse(s string) (Address, string) {
 		}
 		return Address{}, "a relative UNIX socket path must start with ./ or ../ (write ./" + s + " or unix:" + s + ")"
 	}
-	switch {
-	case strings.EqualFold(s, "inetd"), strings.EqualFold(s, "stdio"), s == "-":
-		return Address{kind: KindInetd}, ""
-	case strings.EqualFold(s, "sd-listen"), strings.EqualFold(s, "sd_listen"),
-		strings.EqualFold(s, "sd-listen-unix"), strings.EqualFold(s, "sd_listen_unix"):
-		return Address{kind: KindSystemd}, ""
+	if c := s[0]; c == '[' || c == ':' || '0' <= c && c <= '9' {
+		return parseTCP(s) // no keyword or scheme starts so
 	}
-	if rest, ok := cutPrefixFold(s, "tcp://"); ok {
-		return parseTCP(rest)
-	}
-	if rest, ok := cutPrefixFold(s, "unix-abstract:"); ok {
-		return parseAbstract(rest)
-	}
-	if rest, ok := cutPrefixFold(s, "unix:"); ok {
-		return parseUnixScheme(rest)
-	}
-	for _, p := range [...]string{"sd-listen:", "sd_listen:", "sd-listen-unix:", "sd_listen_unix:"} {
-		if rest, ok := cutPrefixFold(s, p); ok {
-			return parseSystemdName(rest)
-		}
-	}
-	if rest, ok := cutPrefixFold(s, "fd://"); ok {
-		if rest == "" {
-			return Address{kind: KindSystemd, str: sdAll}, ""
-		}
-		if isDigits(rest) {
-			return parseFDNumber(rest)
-		}
-		return parseSystemdName(rest)
-	}
-	if rest, ok := cutPrefixFold(s, "accept-from-fd:"); ok {
-		return parseFDNumber(rest)
-	}
-	if rest, ok := cutPrefixFold(s, "vsock:"); ok {
-		return parseVsock(strings.TrimPrefix(rest, "//"))
-	}
-	if i := strings.Index(s, "://"); i >= 0 {
-		return Address{}, "unknown scheme " + strconv.Quote(s[:i+3]) + "; " + forms
-	}
-	if !strings.Contains(s, ":") && !isDigits(s) {
-		if isIPv4ish(s) {
+	colon := strings.IndexByte(s, ':')
+	if colon < 0 {
+		switch {
+		case strings.EqualFold(s, "inetd"), strings.EqualFold(s, "stdio"), s == "-":
+			return Address{kind: KindInetd}, ""
+		case isSDListen(s):
+			return Address{kind: KindSystemd}, ""
+		case isIPv4ish(s):
 			return Address{}, "missing port; want HOST:PORT, like " + s + ":8080"
-		}
-		if strings.ContainsAny(s, "./") {
+		case strings.ContainsAny(s, "./"):
 			return Address{}, "neither a TCP address (HOST:PORT needs a port) nor a UNIX socket path " +
 				"(a relative path must start with ./ or ../: write ./" + s + " or unix:" + s + ")"
 		}
 		return Address{}, "missing port (write " + s + ":PORT for TCP); " + forms
 	}
+	// The part before the first colon is a scheme or a host name.
+	head, rest := s[:colon], s[colon+1:]
+	slashes := strings.HasPrefix(rest, "//")
+	switch {
+	case slashes && strings.EqualFold(head, "tcp"):
+		return parseTCP(rest[2:])
+	case strings.EqualFold(head, "unix"):
+		return parseUnixScheme(rest)
+	case strings.EqualFold(head, "unix-abstract"):
+		return parseAbstract(rest)
+	case isSDListen(head):
+		return parseSystemdName(rest)
+	case slashes && strings.EqualFold(head, "fd"):
+		switch rest = rest[2:]; {
+		case rest == "":
+			return Address{kind: KindSystemd, str: sdAll}, ""
+		case isDigits(rest):
+			return parseFDNumber(rest)
+		}
+		return parseSystemdName(rest)
+	case strings.EqualFold(head, "accept-from-fd"):
+		return parseFDNumber(rest)
+	case strings.EqualFold(head, "vsock"):
+		return parseVsock(strings.TrimPrefix(rest, "//"))
+	case slashes:
+		return Address{}, "unknown scheme " + strconv.Quote(s[:colon+3]) + "; " + forms
+	}
 	return parseTCP(s)
 }
 
-// cutPrefixFold is strings.CutPrefix with ASCII case folding.
-func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
-		return s[len(prefix):], true
-	}
-	return s, false
+// isSDListen reports whether s is one of the keywords of a plain systemd
+// address, in any case.
+func isSDListen(s string) bool {
+	return strings.EqualFold(s, "sd-listen") || strings.EqualFold(s, "sd_listen") ||
+		strings.EqualFold(s, "sd-listen-unix") || strings.EqualFold(s, "sd_listen_unix")
 }
 
 func isDigits(s string) bool {
@@ -223,39 +218,65 @@ func isDigits(s string) bool {
 // parseUint parses a decimal number of at most max; what names it in the
 // reason.
 func parseUint(s, what string, max uint32) (uint32, string) {
-	if !isDigits(s) {
-		if s == "" {
-			return 0, "missing " + what
-		}
-		return 0, what + " " + strconv.Quote(s) + " is not a decimal number"
+	if s == "" {
+		return 0, "missing " + what
 	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n > uint64(max) {
-		return 0, what + " " + s + " is out of range (0-" + strconv.FormatUint(uint64(max), 10) + ")"
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, what + " " + strconv.Quote(s) + " is not a decimal number"
+		}
+		if n = n*10 + uint64(c-'0'); n > uint64(max) {
+			for _, c := range s[i+1:] { // a non-digit further on is the clearer error
+				if c < '0' || c > '9' {
+					return 0, what + " " + strconv.Quote(s) + " is not a decimal number"
+				}
+			}
+			return 0, what + " " + s + " is out of range (0-" + strconv.FormatUint(uint64(max), 10) + ")"
+		}
 	}
 	return uint32(n), ""
 }
 
+// parseTCP parses HOST:PORT, [IPv6]:PORT or a bare port. It splits as
+// net.SplitHostPort does, by hand, since this is the hot path of parsing.
 func parseTCP(s string) (Address, string) {
+	if s == "" {
+		return Address{}, "missing HOST:PORT after tcp://"
+	}
 	if isDigits(s) {
 		port, reason := parseUint(s, "port", 65535)
 		return Address{kind: KindTCP, num: port}, reason
 	}
-	host, portStr, err := net.SplitHostPort(s)
-	if err != nil {
+	var host, portStr string
+	bracketed := s[0] == '['
+	if bracketed {
+		end := strings.IndexByte(s, ']')
 		switch {
-		case strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "["):
-			return Address{}, "an IPv6 address needs brackets: [ADDR]:PORT, like [::1]:8080"
-		case !strings.Contains(s, ":") || strings.HasSuffix(s, "]"):
-			return Address{}, "missing port; want HOST:PORT, like 127.0.0.1:8080 or :8080"
+		case end < 0:
+			return Address{}, "missing ']' after an IPv6 address; want [ADDR]:PORT, like [::1]:8080"
+		case end == len(s)-1:
+			return Address{}, "missing port; want [ADDR]:PORT, like [::1]:8080"
+		case s[end+1] != ':':
+			return Address{}, "want [ADDR]:PORT, like [::1]:8080, with nothing between ']' and ':'"
 		}
-		return Address{}, "not HOST:PORT (" + strings.TrimPrefix(err.Error(), "address "+s+": ") + "); " + forms
+		host, portStr = s[1:end], s[end+2:]
+	} else {
+		colon := strings.LastIndexByte(s, ':')
+		switch {
+		case colon < 0:
+			return Address{}, "missing port; want HOST:PORT, like 127.0.0.1:8080 or :8080"
+		case strings.IndexByte(s[:colon], ':') >= 0:
+			return Address{}, "an IPv6 address needs brackets: [ADDR]:PORT, like [::1]:8080"
+		}
+		host, portStr = s[:colon], s[colon+1:]
 	}
 	port, reason := parseUint(portStr, "port", 65535)
 	if reason != "" {
 		return Address{}, reason + "; want HOST:PORT with a numeric port, like 127.0.0.1:8080"
 	}
-	if reason := checkHost(host, strings.HasPrefix(s, "[")); reason != "" {
+	if reason := checkHost(host, bracketed); reason != "" {
 		return Address{}, reason
 	}
 	return Address{kind: KindTCP, str: host, num: port}, ""
@@ -267,15 +288,14 @@ func checkHost(host string, bracketed bool) string {
 	if host == "" {
 		return ""
 	}
-	if bracketed || strings.ContainsAny(host, ":%") {
-		ip, err := netip.ParseAddr(host)
-		if err != nil || !ip.Is6() || !bracketed {
+	if bracketed {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is6() {
 			return "host " + strconv.Quote(host) + " is not an IPv6 address; write [IPv6]:PORT"
 		}
 		return ""
 	}
 	if isIPv4ish(host) {
-		if _, err := netip.ParseAddr(host); err != nil {
+		if !isIPv4(host) {
 			return "host " + strconv.Quote(host) + " is not a valid IPv4 address"
 		}
 		return ""
@@ -315,6 +335,29 @@ func isIPv4ish(host string) bool {
 		}
 	}
 	return true
+}
+
+// isIPv4 reports whether s is a dotted-decimal IPv4 address as
+// netip.ParseAddr takes it: four numbers 0 to 255, without leading zeros.
+func isIPv4(s string) bool {
+	parts, n, digits := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 || parts == 3 && i != len(s) {
+				return false
+			}
+			parts, n, digits = parts+1, 0, 0
+			continue
+		}
+		if digits > 0 && n == 0 {
+			return false // a leading zero
+		}
+		if n = n*10 + int(s[i]-'0'); n > 255 {
+			return false
+		}
+		digits++
+	}
+	return parts == 4
 }
 
 func parseUnixScheme(rest string) (Address, string) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -123,6 +124,9 @@ func TestParseAddressRejected(t *testing.T) {
 		{"/" + strings.Repeat("a", maxSunPath), "sun_path"},
 		{"/run/a\x00b.sock", "NUL"},
 		{"unix:", "missing path"},
+		{"tcp://", "missing HOST:PORT"},
+		{"[::1", "missing ']'"},
+		{"[::1]x80", "nothing between ']' and ':'"},
 		{"unix://app.sock", "unix:// must be followed by an absolute path"},
 		{"@", "missing name"},
 		{"@" + strings.Repeat("a", maxSunPath+1), "sun_path"},
@@ -289,4 +293,21 @@ func TestParseAddressAllocs(t *testing.T) {
 			t.Errorf("ParseAddress(%q) allocates %v times, want 0", s, n)
 		}
 	}
+}
+
+// isIPv4 is the parser's own fast check; it must agree with netip.
+func FuzzIsIPv4(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "0.0.0.0", "255.255.255.255", "256.0.0.1", "1.2.3", "1.2.3.4.5",
+		"01.2.3.4", "1..2.3", ".1.2.3", "1.2.3.", "", "00.0.0.0", "0.0.0.00", "999", "1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !isIPv4ish(s) {
+			return
+		}
+		ip, err := netip.ParseAddr(s)
+		if want := err == nil && ip.Is4(); isIPv4(s) != want {
+			t.Fatalf("isIPv4(%q) = %v, netip says %v", s, !want, want)
+		}
+	})
 }

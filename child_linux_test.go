@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 }
 
 func childMain() int {
+	if os.Getenv("ANYLISTEN_TEST_CHILD") == "copy" {
+		return copyChild()
+	}
 	var opts Options
 	if s := os.Getenv("ANYLISTEN_TEST_OPTS"); s != "" {
 		if err := json.Unmarshal([]byte(s), &opts); err != nil {

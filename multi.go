@@ -14,7 +14,7 @@ import (
 // unwrapped.
 type multiListener struct {
 	lns   []net.Listener
-	addr  multiAddr
+	addr  MultiAddr
 	conns chan acceptResult
 	done  chan struct{} // closed by Close
 	close sync.Once
@@ -142,19 +142,19 @@ func (m *multiListener) Close() error {
 	return err
 }
 
-// Addr returns a multiAddr of every listener's address.
+// Addr returns a MultiAddr of every listener's address.
 func (m *multiListener) Addr() net.Addr { return m.addr }
 
-// multiAddr is the address of a merged listener: the addresses of all its
-// listeners.
-type multiAddr []net.Addr
+// MultiAddr is the Addr of a listener that merges several (ListenAll,
+// sd-listen:*): the addresses of all of them, in order.
+type MultiAddr []net.Addr
 
 // Network returns "multi".
-func (a multiAddr) Network() string { return "multi" }
+func (a MultiAddr) Network() string { return "multi" }
 
 // String returns the addresses, each as network:address, separated by
 // commas, as in "tcp:127.0.0.1:8080,unix:/run/app.sock".
-func (a multiAddr) String() string {
+func (a MultiAddr) String() string {
 	var b strings.Builder
 	for i, x := range a {
 		if i > 0 {
