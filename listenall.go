@@ -10,7 +10,7 @@ import (
 // merges them into one net.Listener: Accept returns the next connection
 // from any of them, unwrapped (*net.TCPConn, *net.UnixConn, ...), as it
 // comes; a listener that is flooded does not starve the others. Addr
-// describes all of them (Network "multi", String like
+// is a MultiAddr of all their addresses (Network "multi", String like
 // "tcp:127.0.0.1:8080,unix:/run/app.sock"). Close closes them all and
 // returns once every accept loop has stopped.
 //
