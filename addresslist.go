@@ -2,6 +2,7 @@ package anylisten
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 )
 
@@ -11,8 +12,9 @@ import (
 // As a flag.Value, each Set appends one address, so that
 // flag.Var(&list, "listen", ...) takes --listen repeatedly; a default
 // belongs after flag.Parse, for when the list is still empty. In a JSON
-// config file it is an array of address strings (or one string); its
-// UnmarshalText takes one address and makes it the whole list.
+// config file (JSON, or TOML with github.com/BurntSushi/toml) it is an
+// array of address strings, or one string; its UnmarshalText takes one
+// address and makes it the whole list.
 type AddressList []Address
 
 // Set parses s with ParseAddress and appends it.
@@ -61,5 +63,30 @@ func (l *AddressList) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*l = many
+	return nil
+}
+
+// UnmarshalTOML takes an array of address strings, or one string, for
+// github.com/BurntSushi/toml (which would otherwise hand an array to
+// UnmarshalText and fail). On error l is left unchanged.
+func (l *AddressList) UnmarshalTOML(v any) error {
+	if s, ok := v.(string); ok {
+		return l.UnmarshalText([]byte(s))
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("anylisten: listen addresses are a TOML %T; want an array of strings, or one string", v)
+	}
+	list := make(AddressList, 0, len(items))
+	for _, item := range items {
+		s, ok := item.(string)
+		if !ok {
+			return fmt.Errorf("anylisten: listen address %v is a TOML %T; want a string", item, item)
+		}
+		if err := list.Set(s); err != nil {
+			return err
+		}
+	}
+	*l = list
 	return nil
 }

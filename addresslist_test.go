@@ -70,3 +70,18 @@ func TestAddressListUnmarshalText(t *testing.T) {
 		t.Errorf("UnmarshalText gave %v, %v", l, err)
 	}
 }
+
+func TestAddressListUnmarshalTOML(t *testing.T) {
+	var l AddressList
+	if err := l.UnmarshalTOML([]any{"8080", "@x"}); err != nil || l.String() != ":8080,@x" {
+		t.Errorf("array: %v, %v", l, err)
+	}
+	if err := l.UnmarshalTOML("./a.sock"); err != nil || l.String() != "./a.sock" {
+		t.Errorf("string: %v, %v", l, err)
+	}
+	for _, bad := range []any{[]any{"8080", int64(5)}, []any{"a.sock"}, int64(8080)} {
+		if err := l.UnmarshalTOML(bad); err == nil || l.String() != "./a.sock" {
+			t.Errorf("%v: err %v, list now %v", bad, err, l)
+		}
+	}
+}

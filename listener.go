@@ -56,7 +56,7 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 	if opts != nil {
 		o = *opts
 	}
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	if addr.kind == 0 {

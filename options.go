@@ -86,8 +86,11 @@ type Options struct {
 	TCPListenBacklog int `json:"tcp_listen_backlog,omitempty" yaml:"tcp_listen_backlog,omitempty" toml:"tcp_listen_backlog,omitempty"`
 }
 
-// validate checks the fields that Go's types let hold nonsense.
-func (o *Options) validate() error {
+// Validate checks the fields that Go's types let hold nonsense (a
+// negative buffer size, a mode beyond 0777, ...), as Listen does first;
+// a config loader can call it to report a bad file early. Errors name the
+// option by its config key.
+func (o *Options) Validate() error {
 	for _, f := range [...]struct {
 		name string
 		v    int
@@ -160,7 +163,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 // UnixMode is the permission bits of a UNIX socket file: who may connect.
 // Its text form is owner (0600), group (0660), everybody (0666), or an
 // octal number like 0640 (0o640 and 640 work too); the words are
-// case-insensitive. The zero UnixMode means "leave the mode bind gives".
+// case-insensitive. In TOML an octal integer (0o660) works too. The zero
+// UnixMode means "leave the mode bind gives".
 type UnixMode uint32
 
 // ParseUnixMode parses the text form of a UnixMode.
@@ -224,6 +228,26 @@ func (m *UnixMode) UnmarshalText(text []byte) error {
 
 // Set implements flag.Value with UnmarshalText.
 func (m *UnixMode) Set(s string) error { return m.UnmarshalText([]byte(s)) }
+
+// UnmarshalTOML takes a string as UnmarshalText does, or an integer that
+// is the mode itself, so that TOML's octal literal 0o660 means 0660, for
+// github.com/BurntSushi/toml (which would otherwise pass the integer's
+// decimal digits, 432, to UnmarshalText, to be read as octal 0432). A
+// decimal integer like 660 is out of range and an error.
+func (m *UnixMode) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		return m.UnmarshalText([]byte(v))
+	case int64:
+		if v < 1 || v > 0o777 {
+			return fmt.Errorf("anylisten: invalid UNIX socket mode %d (octal %#o): want permission bits 0o001 to 0o777, "+
+				"as a TOML octal integer like 0o660 or a string like \"group\" or \"0660\"", v, v)
+		}
+		*m = UnixMode(v)
+		return nil
+	}
+	return fmt.Errorf("anylisten: invalid UNIX socket mode %v: want a string like \"group\" or \"0660\", or a TOML octal integer like 0o660", v)
+}
 
 // TCPKeepalive is the --tcp-keepalive option: the keep-alive timers of
 // accepted TCP connections. A zero field means the OS's default for that

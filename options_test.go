@@ -226,12 +226,39 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{TCPKeepalive: &TCPKeepalive{Count: -1}}, "tcp_keepalive: count -1"},
 		{Options{TCPKeepalive: &TCPKeepalive{Idle: 10 * time.Hour}}, "tcp_keepalive: time 10h0m0s is out of range"},
 	} {
-		err := tt.o.validate()
+		err := tt.o.Validate()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("validate(%+v) = %v, want %q", tt.o, err, tt.want)
+			t.Errorf("Validate(%+v) = %v, want %q", tt.o, err, tt.want)
 		}
 	}
-	if err := (&Options{}).validate(); err != nil {
+	if err := (&Options{}).Validate(); err != nil {
 		t.Errorf("zero Options: %v", err)
+	}
+}
+
+func TestUnixModeUnmarshalTOML(t *testing.T) {
+	for _, tt := range []struct {
+		in   any
+		want UnixMode
+		err  string
+	}{
+		{int64(0o660), 0o660, ""},
+		{"group", 0o660, ""},
+		{"0640", 0o640, ""},
+		{int64(660), 0, "invalid UNIX socket mode 660 (octal 01224)"},
+		{int64(0), 0, "invalid UNIX socket mode 0"},
+		{true, 0, "want a string"},
+	} {
+		var m UnixMode
+		err := m.UnmarshalTOML(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%v: err %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || m != tt.want {
+			t.Errorf("%v: %#o, %v; want %#o", tt.in, m, err, tt.want)
+		}
 	}
 }

@@ -1,0 +1,19 @@
+module github.com/anylisten/anylisten/examples/config
+
+go 1.23.0
+
+replace github.com/anylisten/anylisten => ../..
+
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/anylisten/anylisten v0.0.0-00010101000000-000000000000
+	github.com/google/go-cmp v0.7.0
+)
+
+require (
+	github.com/mdlayher/socket v0.5.1 // indirect
+	github.com/mdlayher/vsock v1.2.1 // indirect
+	golang.org/x/net v0.43.0 // indirect
+	golang.org/x/sync v0.16.0 // indirect
+	golang.org/x/sys v0.35.0 // indirect
+)
