@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -109,9 +111,26 @@ func (e *pathInUseError) Unwrap() error { return syscall.EADDRINUSE }
 // that nobody accepts on: removed if unlink is set, else an error naming
 // the option. Anything else (a live server's socket, a regular file, a
 // directory, a symlink, ...) is left alone and explained in an error.
+//
+// The directory is opened once and everything after happens relative to
+// it, so that a symlink planted in the path meanwhile cannot redirect the
+// removal; and what is removed is first moved aside and checked to be the
+// very socket that was probed (see removeProbed).
 func clearStale(path string, unlink bool) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	dfd, err := unix.Open(dir, openDirFlags, 0)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			return nil // bind reports it
+		}
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(dfd)
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if err == unix.ENOENT {
 			return nil
 		}
@@ -130,22 +149,35 @@ func clearStale(path string, unlink bool) error {
 		return &pathInUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, " +
 			"or set --unix-listen-unlink (unix_listen_unlink) to have it removed"}
 	}
-	// Remove only the socket file that was probed: a file put there since
-	// (unlink never follows a symlink) stays.
-	var again unix.Stat_t
-	if err := unix.Lstat(path, &again); err != nil {
+	return removeProbed(dfd, base, path, &st)
+}
+
+// removeProbed removes the file base in the directory dfd if it is still
+// the socket st describes. unlink has no "only if it is this inode", so
+// the file is first renamed aside, atomically, then checked, and removed
+// only if it is that socket; anything else is linked back under its name
+// (which fails rather than replace a file put there meanwhile).
+func removeProbed(dfd int, base, path string, st *unix.Stat_t) error {
+	aside := "." + base + ".stale-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(rand.Uint64(), 36)
+	if err := unix.Renameat(dfd, base, dfd, aside); err != nil {
 		if err == unix.ENOENT {
-			return nil
+			return nil // removed meanwhile
 		}
-		return &os.PathError{Op: "lstat", Path: path, Err: err}
-	}
-	if again.Dev != st.Dev || again.Ino != st.Ino {
-		return &pathInUseError{"the file at this path changed while it was checked; it is left alone"}
-	}
-	if err := unix.Unlink(path); err != nil && err != unix.ENOENT {
 		return &os.PathError{Op: "remove stale socket", Path: path, Err: err}
 	}
-	return nil
+	var moved unix.Stat_t
+	err := unix.Fstatat(dfd, aside, &moved, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && moved.Dev == st.Dev && moved.Ino == st.Ino && moved.Mode&unix.S_IFMT == unix.S_IFSOCK {
+		if err := unix.Unlinkat(dfd, aside, 0); err != nil {
+			return &os.PathError{Op: "remove stale socket", Path: path, Err: err}
+		}
+		return nil
+	}
+	if putBack(dfd, aside, base) != nil {
+		return &pathInUseError{"the file at this path changed while it was checked; it was moved aside to " +
+			aside + " and could not be put back"}
+	}
+	return &pathInUseError{"the file at this path changed while it was checked; it is left alone"}
 }
 
 // fileKind names the type of file mode m describes.
