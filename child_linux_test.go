@@ -39,7 +39,44 @@ func TestMain(m *testing.M) {
 	if os.Getenv("ANYLISTEN_TEST_CHILD") != "" {
 		os.Exit(childMain())
 	}
-	os.Exit(m.Run())
+	os.Exit(checkSuiteFDs(m.Run))
+}
+
+// checkSuiteFDs runs the tests and fails the run if they leave more fds
+// open than there were before: every error path of every backend is
+// walked by some test, and none may leak. (Tests also check their own
+// fds with checkNoFDLeak, to say which one leaks.)
+func checkSuiteFDs(run func() int) int {
+	startPoller()
+	before := openFDSet()
+	code := run()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var leaked []string
+		for fd, target := range openFDSet() {
+			if _, ok := before[fd]; !ok {
+				leaked = append(leaked, fd+" -> "+target)
+			}
+		}
+		if len(leaked) == 0 {
+			return code
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "FD LEAK: the test suite left %d fds open: %v\n", len(leaked), leaked)
+			return 1
+		}
+		time.Sleep(50 * time.Millisecond) // closes the runtime finishes late
+	}
+}
+
+// startPoller makes the runtime open its poller's fds, which stay open:
+// they are not a leak.
+func startPoller() {
+	if r, w, err := os.Pipe(); err == nil {
+		r.SetDeadline(time.Now())
+		r.Close()
+		w.Close()
+	}
 }
 
 func childMain() int {
@@ -57,12 +94,7 @@ func childMain() int {
 	if s := os.Getenv("ANYLISTEN_TEST_CONNS"); s != "" {
 		conns, _ = strconv.Atoi(s)
 	}
-	// Start the runtime's poller first: its fds are not a leak.
-	if r, w, err := os.Pipe(); err == nil {
-		r.SetDeadline(time.Now())
-		r.Close()
-		w.Close()
-	}
+	startPoller()
 	before := openFDSet()
 	var lns []net.Listener
 	for _, s := range strings.Split(os.Getenv("ANYLISTEN_TEST_CHILD"), ",") {

@@ -117,13 +117,15 @@ func ExampleDial() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer ln.Close()
-	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s for host %s\n", r.Method, r.URL, r.Host)
-	}))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close() // closes ln and the server's connections
 
 	// The client: the same address string the server was given.
 	client := &http.Client{Transport: &http.Transport{DialContext: addr.DialContext}}
+	defer client.CloseIdleConnections()
 	resp, err := client.Get("http://app/hello?lang=en")
 	if err != nil {
 		log.Fatal(err)
