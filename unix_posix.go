@@ -17,6 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// testHookBeforeListen, if set by a test, is called with the bound name
+// after bind, chown and chmod, and before listen.
+var testHookBeforeListen func(path string)
+
 // listenUnix listens on a UNIX socket path: it clears a stale socket file
 // if asked to, binds, sets owner and mode, and only then listens.
 func listenUnix(_ context.Context, path string, o *Options) (net.Listener, error) {
@@ -61,6 +65,9 @@ func bindUnix(name string, o *Options, abs string) (_ net.Listener, err error) {
 		if err := setOwnerMode(name, o); err != nil {
 			return nil, err
 		}
+	}
+	if testHookBeforeListen != nil {
+		testHookBeforeListen(name)
 	}
 	// The kernel caps the backlog at its maximum (somaxconn), which is
 	// what net.Listen asks for.
