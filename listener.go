@@ -69,25 +69,21 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		ln  net.Listener
 		err error
 	)
-	switch addr.kind {
-	case KindTCP, KindUnix, KindAbstract:
-		if ln, err = adoptInherited(ctx, addr, &o); ln != nil || err != nil {
-			break
-		}
+	if ln, err = adoptInherited(ctx, addr, &o); ln == nil && err == nil {
 		switch addr.kind {
 		case KindTCP:
 			ln, err = listenTCP(ctx, addr, &o)
 		case KindUnix:
 			ln, err = listenUnix(ctx, addr.str, &o)
-		default:
+		case KindAbstract:
 			ln, err = listenAbstract(addr.str, &o)
+		case KindSystemd:
+			ln, err = listenSystemd(addr, &o)
+		case KindInetd:
+			ln, err = listenInetd(&o)
+		case KindVsock:
+			ln, err = listenVsock(addr)
 		}
-	case KindSystemd:
-		ln, err = listenSystemd(addr, &o)
-	case KindInetd:
-		ln, err = listenInetd(&o)
-	case KindVsock:
-		ln, err = listenVsock(addr)
 	}
 	if err != nil {
 		return nil, opError("listen", addr, err)

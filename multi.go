@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 )
 
 // multiListener merges several listeners into one: each has an accept
@@ -16,7 +17,7 @@ type multiListener struct {
 	lns   []net.Listener
 	addr  MultiAddr
 	conns chan acceptResult
-	done  chan struct{} // closed by Close
+	done  chan struct{} // closed by Close, after its grace period
 	close sync.Once
 	loops sync.WaitGroup
 
@@ -126,17 +127,30 @@ func (m *multiListener) Accept() (net.Conn, error) {
 	return nil, &net.OpError{Op: "accept", Net: m.addr.Network(), Addr: m.addr, Err: net.ErrClosed}
 }
 
+// closeGrace is how long Close lets a concurrent Accept take the
+// connections that the accept loops took from the kernel before Close.
+const closeGrace = 250 * time.Millisecond
+
 // Close closes every listener and returns once every accept loop has
-// stopped; connections accepted but not yet returned by Accept are closed.
+// stopped. A connection an accept loop already took from the kernel is not
+// lost: an Accept running within closeGrace of Close (http.Serve's is)
+// still returns it; after that it is closed. Accept then reports
+// net.ErrClosed.
 func (m *multiListener) Close() error {
 	err := error(&net.OpError{Op: "close", Net: m.addr.Network(), Addr: m.addr, Err: net.ErrClosed})
 	m.close.Do(func() {
-		close(m.done)
 		var errs []error
 		for _, ln := range m.lns {
 			errs = append(errs, ln.Close())
 		}
-		m.loops.Wait()
+		stopped := make(chan struct{})
+		go func() { m.loops.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(closeGrace):
+		}
+		close(m.done)
+		<-stopped
 		err = errors.Join(errs...)
 	})
 	return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -43,9 +44,10 @@ var inherited struct {
 
 // sdEnv is what the environment said.
 type sdEnv struct {
-	err   error    // why no sockets were passed to this process; nil if they were
-	n     int      // LISTEN_FDS, if it is a positive number (even when err is set)
-	names []string // LISTEN_FDNAMES when it names exactly n sockets; nil otherwise
+	err     error    // why no sockets were passed to this process; nil if they were
+	n       int      // LISTEN_FDS, if it is a positive number (even when err is set)
+	names   []string // LISTEN_FDNAMES when it names exactly n sockets; nil otherwise
+	readyFD int      // the pipe of an Upgrader waiting for Ready, or -1
 }
 
 func inheritedEnv() *sdEnv {
@@ -63,10 +65,11 @@ func readSDEnv(pid int) sdEnv {
 	pidStr, hasPID := os.LookupEnv("LISTEN_PID")
 	fdsStr, hasFDs := os.LookupEnv("LISTEN_FDS")
 	namesStr, hasNames := os.LookupEnv("LISTEN_FDNAMES")
-	for _, v := range [...]string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+	readyStr := os.Getenv(readyFDVar)
+	for _, v := range [...]string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", readyFDVar} {
 		os.Unsetenv(v)
 	}
-	var e sdEnv
+	e := sdEnv{readyFD: -1}
 	if n, err := strconv.Atoi(fdsStr); err == nil && n > 0 && n <= maxListenFDs {
 		e.n = n
 	}
@@ -93,6 +96,12 @@ func readSDEnv(pid int) sdEnv {
 	if e.err == nil {
 		for fd := listenFDsStart; fd < listenFDsStart+e.n; fd++ {
 			unix.CloseOnExec(fd)
+		}
+		// The ready pipe of an Upgrader follows the sockets; it is only
+		// trusted with a LISTEN_PID that names this process.
+		if fd, err := strconv.Atoi(readyStr); err == nil && fd == listenFDsStart+e.n {
+			unix.CloseOnExec(fd)
+			e.readyFD = fd
 		}
 	}
 	return e
@@ -246,7 +255,16 @@ func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
 // owner, SO_REUSEPORT, IPV6_V6ONLY, backlog) are not applied.
 func adoptInherited(ctx context.Context, a Address, o *Options) (net.Listener, error) {
 	e := inheritedEnv()
-	if e.err != nil || (a.kind == KindTCP && a.num == 0) {
+	if e.err != nil {
+		return nil, nil
+	}
+	if e.names != nil {
+		// Sockets an Upgrader handed over carry the address as their name.
+		if ln, err := adoptHandedOver(e, a, o); ln != nil || err != nil {
+			return ln, err
+		}
+	}
+	if a.kind == KindSystemd || a.kind == KindTCP && a.num == 0 {
 		return nil, nil
 	}
 	var want []netip.Addr // for a TCP host name, its addresses
@@ -273,6 +291,48 @@ func adoptInherited(ctx context.Context, a Address, o *Options) (net.Listener, e
 		}
 	}
 	return nil, nil
+}
+
+// adoptHandedOver takes the sockets named after a, as an Upgrader names
+// them, if there are any and none is taken yet.
+func adoptHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
+	name := handoverName(a)
+	fds, _ := e.fds(false)
+	var pick []sdFD
+	for _, f := range fds {
+		if f.name == name {
+			pick = append(pick, f)
+		}
+	}
+	if len(pick) == 0 {
+		return nil, nil
+	}
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	ln, err := claimLocked(pick, a, o)
+	if err == nil && a.kind == KindUnix {
+		// The predecessor removed its socket file when it stopped for
+		// good; its successor does so now, unlike for sockets systemd
+		// passes (which it created and removes).
+		ownSocketFile(ln, a.str)
+	}
+	return ln, err
+}
+
+// ownSocketFile makes Close of the UNIX listener ln remove the socket file
+// at path, as if ln had bound it, provided a socket is there.
+func ownSocketFile(ln net.Listener, path string) {
+	ul, ok := ln.(*UnixListener)
+	if !ok {
+		return
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return
+	}
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		ul.path, ul.file, ul.unlink = abs, fi, true
+	}
 }
 
 // boundTo reports whether the socket address sa is the address a names.

@@ -41,10 +41,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/anylisten/anylisten"
+	"github.com/anylisten/anylisten/httpdrain"
 )
 
 const (
@@ -58,6 +61,8 @@ func main() {
 
 	var opts anylisten.Options
 	opts.RegisterFlags(flag.CommandLine)
+	restartTimeout := flag.Duration("restart-timeout", 30*time.Second,
+		"on SIGHUP, how long to wait for the new hello to be ready before killing it and serving on")
 	var listen anylisten.AddressList
 	flag.Var(&listen, "listen", "listen on `ADDRESS`; repeat it to listen on several addresses at once, "+
 		"instead of the LISTEN_ADDRESS argument (the forms are those of LISTEN_ADDRESS)")
@@ -89,7 +94,7 @@ func main() {
 	if len(listen) == 0 {
 		listen.Set(defaultAddress)
 	}
-	if err := serve(listen, &opts, text); err != nil {
+	if err := serve(listen, &opts, text, *restartTimeout); err != nil {
 		log.Print(err)
 		os.Exit(1)
 	}
@@ -121,48 +126,72 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// serve listens on addrs and serves text until SIGINT or SIGTERM.
-func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string) error {
+// serve listens on addrs and serves text until SIGINT or SIGTERM, which
+// drain the server, or SIGHUP, which restarts it: a new hello (the binary
+// as it is on disk now, with the same arguments) takes over the listening
+// sockets, and this one drains and exits once the new one serves.
+func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string, restartTimeout time.Duration) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
-	ln, err := anylisten.ListenAll(ctx, addrs, opts)
+	up := anylisten.Upgrader{ReadyTimeout: restartTimeout}
+	ln, err := up.ListenAll(ctx, addrs, opts)
 	if err != nil {
 		return err
 	}
 	log.Printf("listening on %s", ln.Addr())
 
-	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Hello-Pid", strconv.Itoa(os.Getpid()))
 		io.WriteString(w, text)
-	})
+	})}
+	drainer := httpdrain.New(srv)
 	served := make(chan error, 1)
-	go func() { served <- http.Serve(ln, handler) }()
+	go func() { served <- drainer.Serve(ln) }()
+	if err := anylisten.Ready(); err != nil {
+		log.Print(err)
+	}
 
-	select {
-	case err := <-served:
-		// http.Serve returns only when Accept fails for good. A listener
-		// that ends by itself (inetd's, after its one connection) reports
-		// net.ErrClosed: that is a normal end.
-		ln.Close()
-		if errors.Is(err, net.ErrClosed) {
-			return nil
+	for {
+		select {
+		case err := <-served:
+			// Serve returns only when Accept fails for good. A listener
+			// that ends by itself (inetd's, after its one connection)
+			// reports net.ErrClosed: that is a normal end.
+			ln.Close()
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			pid, err := up.Upgrade(ctx)
+			if err != nil {
+				log.Printf("restart failed, serving on: %v", err)
+				continue
+			}
+			log.Printf("restarted as pid %d; draining", pid)
+		case <-ctx.Done():
+			stop() // a second signal kills the process at once
+			log.Print("signal received, draining")
 		}
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+		break
 	}
-	stop() // a second signal kills the process at once
-	log.Print("signal received, closing the listener")
-	// Closing the listener makes http.Serve return, and removes the UNIX
-	// socket file. Connections in flight end with the process.
-	if err := ln.Close(); err != nil {
-		return err
-	}
-	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
+	// Stop accepting, serve what was accepted, then exit. Closing the
+	// listener removes its UNIX socket file, unless a successor serves it.
+	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	err = drainer.Drain(dctx)
+	<-served
+	return err
 }
+
+// drainTimeout bounds how long hello waits for its connections to finish
+// when it stops.
+const drainTimeout = 30 * time.Second
 
 // usage prints the help text to the flag set's output, standard error.
 func usage() {

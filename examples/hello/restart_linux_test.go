@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anylisten/anylisten/internal/testenv"
+)
+
+// restartServer is a hello started for a restart test, and the processes
+// that took over from it since.
+type restartServer struct {
+	cmd     *exec.Cmd
+	logPath string
+	tcp     string // 127.0.0.1:PORT
+	sock    string // the UNIX socket path
+}
+
+// startRestartable starts hello on a TCP port and a UNIX socket, with its
+// logs in a file: its successors inherit the file, not a pipe that the
+// test would have to keep open.
+func startRestartable(t *testing.T, bin string, extra ...string) *restartServer {
+	t.Helper()
+	dir := testenv.SocketDir(t)
+	s := &restartServer{logPath: filepath.Join(dir, "log"), sock: filepath.Join(dir, "hello.sock")}
+	log, err := os.Create(s.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	for attempt := 1; ; attempt++ {
+		s.tcp = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		args := append([]string{"--listen", s.tcp, "--listen", s.sock}, extra...)
+		s.cmd = exec.Command(bin, append(args, "restart test\n")...)
+		s.cmd.Stdout, s.cmd.Stderr = log, log
+		inOwnProcessGroup(s.cmd)
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pgid := s.cmd.Process.Pid
+		go s.cmd.Wait()
+		t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) }) // every successor too
+		if s.waitLog(t, "listening on", 1) == nil {
+			return s
+		}
+		if attempt == 5 || !strings.Contains(s.log(t), "address already in use") {
+			t.Fatalf("hello did not start; log:\n%s", s.log(t))
+		}
+	}
+}
+
+func (s *restartServer) log(t *testing.T) string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitLog polls until the log holds n lines containing text.
+func (s *restartServer) waitLog(t *testing.T, text string, n int) error {
+	deadline := time.Now().Add(timeout)
+	for strings.Count(s.log(t), text) < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d lines saying %q within %v", strings.Count(s.log(t), text), text, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// servingPid asks hello over TCP which process answers.
+func (s *restartServer) servingPid(t *testing.T) int {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: timeout}
+	resp, err := c.Get("http://" + s.tcp + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	pid, err := strconv.Atoi(resp.Header.Get("X-Hello-Pid"))
+	if err != nil {
+		t.Fatalf("X-Hello-Pid: %v", err)
+	}
+	return pid
+}
+
+// exited reports whether process pid has ended (gone, or a zombie).
+func exited(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] == "Z"
+}
+
+func fdCount(t *testing.T, pid int) int {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// load runs keep-alive and connection-per-request clients over TCP and
+// the UNIX socket until stop is closed, and counts failures and the pids
+// that answered.
+type load struct {
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	requests int
+	failures []string
+	pids     map[string]int
+}
+
+func startLoad(s *restartServer, clients int) *load {
+	l := &load{stop: make(chan struct{}), pids: map[string]int{}}
+	for i := range clients {
+		unixSock := i%2 == 1
+		keepAlive := i%4 < 2
+		tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}
+		url := "http://" + s.tcp + "/"
+		if unixSock {
+			tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", s.sock)
+			}
+			url = "http://hello/"
+		}
+		client := &http.Client{Transport: tr, Timeout: timeout}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer tr.CloseIdleConnections()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				var reused bool
+				req, _ := http.NewRequest("GET", url, nil)
+				req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+					GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+				}))
+				resp, err := client.Do(req)
+				var body []byte
+				if err == nil {
+					body, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && (resp.StatusCode != 200 || string(body) != "restart test\n") {
+						err = fmt.Errorf("status %d, body %q", resp.StatusCode, body)
+					}
+				}
+				l.mu.Lock()
+				l.requests++
+				if err != nil {
+					l.failures = append(l.failures, fmt.Sprintf("%v (keep-alive %v, reused %v)", err, keepAlive, reused))
+				} else {
+					l.pids[resp.Header.Get("X-Hello-Pid")]++
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// TestRestartUnderLoad restarts hello ten times with SIGHUP while 50
+// clients send requests over TCP and a UNIX socket, half of them on
+// keep-alive connections: not one request may fail, every restart must
+// hand over to a new process, and the old ones must exit.
+func TestRestartUnderLoad(t *testing.T) {
+	restarts, clients := 10, 50
+	if testing.Short() {
+		restarts, clients = 3, 20
+	}
+	s := startRestartable(t, helloPath)
+	pid := s.servingPid(t)
+	fdsBefore := fdCount(t, pid)
+	l := startLoad(s, clients)
+	defer func() {
+		if l.stop != nil {
+			l.end()
+		}
+	}()
+	seen := []int{pid}
+	for i := 1; i <= restarts; i++ {
+		time.Sleep(50 * time.Millisecond) // let the load hit this process
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.waitLog(t, "restarted as pid", i); err != nil {
+			t.Fatalf("restart %d: %v; log:\n%s", i, err, s.log(t))
+		}
+		deadline := time.Now().Add(timeout)
+		for !exited(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("restart %d: the old hello (pid %d) did not exit; log:\n%s", i, pid, s.log(t))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		next := s.servingPid(t)
+		if next == pid {
+			t.Fatalf("restart %d: pid %d still serves", i, pid)
+		}
+		pid = next
+		seen = append(seen, pid)
+	}
+	time.Sleep(50 * time.Millisecond)
+	l.end()
+	l.stop = nil
+	t.Logf("%d requests, %d restarts, pids %v, answers per pid %v", l.requests, restarts, seen, l.pids)
+	if len(l.failures) > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", len(l.failures), l.requests, l.failures[:min(5, len(l.failures))])
+	}
+	for _, p := range seen {
+		if l.pids[strconv.Itoa(p)] == 0 && p != seen[0] {
+			t.Errorf("pid %d answered no request", p)
+		}
+	}
+	// No fd piles up across restarts: the last hello, idle again, holds as
+	// many as the first did.
+	deadline := time.Now().Add(timeout)
+	for fdCount(t, pid) != fdsBefore {
+		if time.Now().After(deadline) {
+			t.Errorf("the last hello holds %d fds, the first held %d", fdCount(t, pid), fdsBefore)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Lstat(s.sock); err != nil {
+		t.Errorf("the UNIX socket file is gone after the restarts: %v", err)
+	}
+	// The last one still stops cleanly, and removes its socket file.
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline = time.Now().Add(timeout)
+	for !exited(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the last hello did not exit on SIGTERM")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := os.Lstat(s.sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file after the last hello stopped: %v", err)
+	}
+}
+
+// TestRestartBadSuccessor: a successor that exits, or hangs, before it is
+// ready is killed, and the old hello serves on without a failed request.
+func TestRestartBadSuccessor(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hello")
+	copyFile(t, helloPath, bin)
+	s := startRestartable(t, bin, "--restart-timeout", "1s")
+	pid := s.servingPid(t)
+	l := startLoad(s, 20)
+	defer func() {
+		if l.stop != nil {
+			l.end()
+		}
+	}()
+	for i, script := range []string{"#!/bin/sh\nexit 3\n", "#!/bin/sh\nexec sleep 60\n"} {
+		// A bad deploy: the binary on disk is replaced.
+		tmp := bin + ".new"
+		if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, bin); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(pid, syscall.SIGHUP)
+		if err := s.waitLog(t, "restart failed, serving on", i+1); err != nil {
+			t.Fatalf("%v; log:\n%s", err, s.log(t))
+		}
+		if got := s.servingPid(t); got != pid {
+			t.Fatalf("pid %d serves, want the old %d", got, pid)
+		}
+	}
+	// A good deploy after the bad ones still works.
+	copyFile(t, helloPath, bin)
+	syscall.Kill(pid, syscall.SIGHUP)
+	if err := s.waitLog(t, "restarted as pid", 1); err != nil {
+		t.Fatalf("%v; log:\n%s", err, s.log(t))
+	}
+	l.end()
+	l.stop = nil
+	if len(l.failures) > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", len(l.failures), l.requests, l.failures[:min(5, len(l.failures))])
+	}
+	t.Logf("%d requests; log:\n%s", l.requests, s.log(t))
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := to + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, to); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,158 @@
+package anylisten
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Upgrader restarts a server without a refused or reset connection: it
+// starts a new process of the same program (or another executable), hands
+// it every listening socket, waits until it says it is serving, and leaves
+// the old process to stop accepting, finish its requests and exit. The
+// binary may have changed in between; the sockets stay open throughout.
+//
+// The hand-over speaks systemd's socket activation protocol: the
+// successor gets the sockets as fds 3, 4, ... with LISTEN_FDS, LISTEN_PID
+// and LISTEN_FDNAMES, each socket named after the address it serves. Its
+// ordinary Listen calls for the same addresses take them over, so the
+// successor needs no code of its own beyond calling Ready once it serves.
+// Under systemd (Type=notify, NotifyAccess=all), Ready also tells systemd
+// the successor's pid, so systemd follows it.
+//
+// Use the Upgrader's Listen and ListenAll instead of the package's, so that
+// it knows the listeners to hand over. The zero Upgrader is ready to use.
+// Its fields must not change while Upgrade runs.
+type Upgrader struct {
+	// Path is the executable to start. Default: this process's own
+	// executable (os.Executable), as it is on disk at the time of Upgrade.
+	Path string
+	// Args are the successor's arguments, without the program name.
+	// Default: this process's (os.Args[1:]).
+	Args []string
+	// Env is the successor's environment. Default: this process's
+	// (os.Environ). LISTEN_* variables in it are replaced.
+	Env []string
+	// ReadyTimeout bounds the wait for the successor's Ready. Default 30 s.
+	ReadyTimeout time.Duration
+
+	mu       sync.Mutex
+	handed   []handedListener
+	upgraded bool
+}
+
+// handedListener is a listener to hand over and the name its sockets get
+// in LISTEN_FDNAMES.
+type handedListener struct {
+	name string
+	ln   net.Listener
+}
+
+// Listen is the package's Listen, and records the listener to hand over on
+// Upgrade.
+func (u *Upgrader) Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, error) {
+	ln, err := Listen(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	u.handed = append(u.handed, handedListener{handoverName(addr), ln})
+	u.mu.Unlock()
+	return ln, nil
+}
+
+// ListenAll is the package's ListenAll, and records the listeners to hand
+// over on Upgrade.
+func (u *Upgrader) ListenAll(ctx context.Context, addrs []Address, opts *Options) (net.Listener, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("anylisten: ListenAll of no addresses; give at least one")
+	}
+	lns := make([]net.Listener, 0, len(addrs))
+	for _, a := range addrs {
+		ln, err := Listen(ctx, a, opts)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	u.mu.Lock()
+	for i, ln := range lns {
+		u.handed = append(u.handed, handedListener{handoverName(addrs[i]), ln})
+	}
+	u.mu.Unlock()
+	if len(lns) == 1 {
+		return lns[0], nil
+	}
+	return newMultiListener(lns), nil
+}
+
+// Upgrade starts the successor with every listener's socket, and returns
+// its process id once it has called Ready. The caller then stops
+// accepting and drains (closing its listeners does not close the sockets,
+// which the successor holds, and no longer removes UNIX socket files), and
+// exits; for net/http servers, package httpdrain does that without losing
+// a request.
+//
+// If the successor exits, or is not ready within ReadyTimeout or before
+// ctx is done, it is killed and Upgrade returns an error: the caller keeps
+// serving as before, so a bad deploy causes no outage. Upgrade succeeds
+// once per Upgrader; listeners that cannot be handed over (vsock, inetd's
+// single connection) make it fail before anything is started.
+func (u *Upgrader) Upgrade(ctx context.Context) (pid int, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.upgraded {
+		return 0, errors.New("anylisten: Upgrade already handed the listeners to a successor")
+	}
+	if len(u.handed) == 0 {
+		return 0, errors.New("anylisten: Upgrade with no listeners; listen through the Upgrader's Listen")
+	}
+	pid, err = u.upgrade(ctx)
+	if err != nil {
+		return 0, err
+	}
+	u.upgraded = true
+	for _, h := range u.handed {
+		keepSocketFiles(h.ln)
+	}
+	return pid, nil
+}
+
+// keepSocketFiles turns off the removal of UNIX socket files on Close: the
+// successor serves them now.
+func keepSocketFiles(ln net.Listener) {
+	switch l := ln.(type) {
+	case *UnixListener:
+		l.SetUnlinkOnClose(false)
+	case *multiListener:
+		for _, c := range l.lns {
+			keepSocketFiles(c)
+		}
+	}
+}
+
+// handoverName is the LISTEN_FDNAMES entry for the sockets of a: its
+// canonical form, with the bytes systemd does not allow in a name (':',
+// spaces and controls, non-ASCII) and '%' percent-encoded.
+func handoverName(a Address) string {
+	const hex = "0123456789ABCDEF"
+	s := a.String()
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ':' || c == '%' || c <= ' ' || c >= 0x7f {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
