@@ -29,6 +29,7 @@ import (
 //	ANYLISTEN_TEST_OPTS   Options as JSON
 //	ANYLISTEN_TEST_CONNS  connections to serve before exiting (default 1);
 //	                      0 serves until Accept fails, -1 exits at once
+//	ANYLISTEN_TEST_READY  if set, call Ready once listening
 //
 // It prints "LISTENER TYPE ADDR" on stderr for each listener. For each
 // connection it writes one line, "CONN LISTENER LOCAL REMOTE
@@ -114,6 +115,12 @@ func childMain() int {
 	}
 	for _, ln := range lns {
 		fmt.Fprintf(os.Stderr, "LISTENER %T %s\n", ln, ln.Addr())
+	}
+	if os.Getenv("ANYLISTEN_TEST_READY") != "" {
+		if err := Ready(); err != nil {
+			fmt.Fprintln(os.Stderr, "READY ERROR:", err)
+			return 3
+		}
 	}
 	if conns < 0 {
 		for _, ln := range lns {

@@ -1,0 +1,195 @@
+package anylisten
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anylisten/anylisten/internal/testenv"
+)
+
+// TestUpgrade hands a TCP and a UNIX listener to the test binary run as
+// a child: the child's plain Listen calls take them over by name, it says
+// Ready, and then serves connections that the parent's sockets receive.
+func TestUpgrade(t *testing.T) {
+	checkNoFDLeak(t)
+	path := filepath.Join(testenv.SocketDir(t), "up.sock")
+	var u Upgrader
+	tcp, err := u.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	unixLn, err := u.Listen(context.Background(), MustParseAddress("unix:"+path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unixLn.Close()
+	stderr := new(testenv.Buffer)
+	u.Path = os.Args[0]
+	u.Args = []string{}
+	u.Env = append(os.Environ(), childEnv(tcp.Addr().String()+",unix:"+path, "", 2)...)
+	u.Env = append(u.Env, "ANYLISTEN_TEST_READY=1")
+	// The child's stderr is this process's; keep what it says.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := r.Read(b)
+			stderr.Write(b[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	pid, err := u.Upgrade(context.Background())
+	os.Stderr = saved
+	w.Close()
+	if err != nil {
+		t.Fatalf("Upgrade: %v; child said:\n%s", err, stderr)
+	}
+	defer r.Close()
+	if pid <= 0 || pid == os.Getpid() {
+		t.Errorf("Upgrade returned pid %d", pid)
+	}
+	if _, err := u.Upgrade(context.Background()); err == nil {
+		t.Error("a second Upgrade succeeded")
+	}
+	// The old listeners stop; the sockets stay with the child, and so
+	// does the socket file.
+	tcp.Close()
+	unixLn.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the handed-over socket file was removed: %v", err)
+	}
+	for _, d := range [][2]string{{"tcp", tcp.Addr().String()}, {"unix", path}} {
+		line := ask(t, d[0], d[1])
+		if !regexp.MustCompile(`^\*net\.(TCP|Unix)Conn \*(net\.TCPListener|anylisten\.UnixListener) `).MatchString(line) {
+			t.Errorf("%s %s: the child answered %q", d[0], d[1], line)
+		}
+	}
+	for _, want := range []string{"LISTENER *net.TCPListener " + tcp.Addr().String(), "LISTENER *anylisten.UnixListener " + path} {
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(stderr.String(), want) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("the child did not say %q:\n%s", want, stderr)
+		}
+	}
+	// The child stops for good after two connections, and removes the
+	// socket file it took over.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child did not remove the socket file when it stopped; it said:\n%s", stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestUpgradeFailures(t *testing.T) {
+	var none Upgrader
+	if _, err := none.Upgrade(context.Background()); err == nil || !strings.Contains(err.Error(), "no listeners") {
+		t.Errorf("Upgrade without listeners: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		path string
+		args []string
+		want string
+	}{
+		{"exits", "/bin/sh", []string{"-c", "exit 3"}, "exited before it was ready (exit status 3); this process keeps serving"},
+		{"hangs", "/bin/sleep", []string{"30"}, "was killed: it was not ready within 200ms; this process keeps serving"},
+		{"missing", "/nonexistent/program", nil, "exited before it was ready (exit status 127)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoFDLeak(t)
+			u := Upgrader{Path: tt.path, Args: tt.args, ReadyTimeout: 200 * time.Millisecond}
+			ln, err := u.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			pid, err := u.Upgrade(context.Background())
+			if pid != 0 || err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Upgrade = %d, %v; want an error saying %q", pid, err, tt.want)
+			}
+			// The listener serves on.
+			roundTrip(t, ln)
+		})
+	}
+	t.Run("single connection", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		u := Upgrader{}
+		u.handed = append(u.handed, handedListener{"inetd", newOneConnListener(a)})
+		if _, err := u.Upgrade(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot be handed over") {
+			t.Errorf("Upgrade of an inetd connection: %v", err)
+		}
+	})
+}
+
+// TestReadyNotifiesSystemd checks the sd_notify message of Ready: READY=1
+// and MAINPID, so that systemd follows a successor.
+func TestReadyNotifiesSystemd(t *testing.T) {
+	path := filepath.Join(testenv.SocketDir(t), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	if err := Ready(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 256)
+	n, err := c.Read(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b[:n]), "MAINPID="+strconv.Itoa(os.Getpid())+"\nREADY=1"; got != want {
+		t.Errorf("sd_notify message %q, want %q", got, want)
+	}
+}
+
+func TestHandoverName(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080":  "127.0.0.1%3A8080",
+		"/run/app.sock":   "/run/app.sock",
+		"sd-listen:http":  "sd-listen%3Ahttp",
+		"./a b%.sock":     "./a%20b%25.sock",
+		"@name":           "@name",
+		"[fe80::1%25]:80": "[fe80%3A%3A1%2525]%3A80",
+	} {
+		a, err := ParseAddress(in)
+		if err != nil {
+			if in == "[fe80::1%25]:80" {
+				continue
+			}
+			t.Fatal(err)
+		}
+		if got := handoverName(a); got != want {
+			t.Errorf("handoverName(%s) = %q, want %q", in, got, want)
+		}
+		if _, reason := parseSystemdName(handoverName(a)); reason != "" {
+			t.Errorf("handoverName(%s) = %q is no valid systemd name: %s", in, handoverName(a), reason)
+		}
+	}
+}
