@@ -154,12 +154,14 @@ func parse(s string) (Address, string) {
 	colon := strings.IndexByte(s, ':')
 	if colon < 0 {
 		switch {
-		case strings.EqualFold(s, "inetd"), strings.EqualFold(s, "stdio"), s == "-":
+		case equalFold(s, "inetd"), equalFold(s, "stdio"), s == "-":
 			return Address{kind: KindInetd}, ""
 		case isSDListen(s):
 			return Address{kind: KindSystemd}, ""
 		case isIPv4ish(s):
 			return Address{}, "missing port; want HOST:PORT, like " + s + ":8080"
+		case s[0] == '-' && isDigits(s[1:]):
+			return Address{}, "port " + s + " is out of range (0-65535)"
 		case strings.ContainsAny(s, "./"):
 			return Address{}, "neither a TCP address (HOST:PORT needs a port) nor a UNIX socket path " +
 				"(a relative path must start with ./ or ../: write ./" + s + " or unix:" + s + ")"
@@ -170,15 +172,15 @@ func parse(s string) (Address, string) {
 	head, rest := s[:colon], s[colon+1:]
 	slashes := strings.HasPrefix(rest, "//")
 	switch {
-	case slashes && strings.EqualFold(head, "tcp"):
+	case slashes && equalFold(head, "tcp"):
 		return parseTCP(rest[2:])
-	case strings.EqualFold(head, "unix"):
+	case equalFold(head, "unix"):
 		return parseUnixScheme(rest)
-	case strings.EqualFold(head, "unix-abstract"):
+	case equalFold(head, "unix-abstract"):
 		return parseAbstract(rest)
 	case isSDListen(head):
 		return parseSystemdName(rest)
-	case slashes && strings.EqualFold(head, "fd"):
+	case slashes && equalFold(head, "fd"):
 		switch rest = rest[2:]; {
 		case rest == "":
 			return Address{kind: KindSystemd, str: sdAll}, ""
@@ -186,21 +188,47 @@ func parse(s string) (Address, string) {
 			return parseFDNumber(rest)
 		}
 		return parseSystemdName(rest)
-	case strings.EqualFold(head, "accept-from-fd"):
+	case equalFold(head, "accept-from-fd"):
 		return parseFDNumber(rest)
-	case strings.EqualFold(head, "vsock"):
+	case equalFold(head, "vsock"):
 		return parseVsock(strings.TrimPrefix(rest, "//"))
 	case slashes:
 		return Address{}, "unknown scheme " + strconv.Quote(s[:colon+3]) + "; " + forms
+	case equalFold(head, "tcp"):
+		return Address{}, "write tcp://" + rest + " (with //) for a TCP address"
+	case equalFold(head, "fd") && isDigits(rest):
+		return Address{}, "write fd://" + rest + " for inherited fd " + rest + ", or tcp://" + s + " for a host named fd"
+	case strings.HasPrefix(rest, "/"):
+		return Address{}, "unknown scheme " + strconv.Quote(s[:colon+1]) + "; for a UNIX socket path write " +
+			rest + " or unix:" + rest
 	}
 	return parseTCP(s)
+}
+
+// equalFold reports whether s and keyword (lower-case ASCII) are equal
+// under ASCII case folding only: no Unicode lookalike (ſ, the Kelvin
+// sign) passes for a keyword's letter.
+func equalFold(s, keyword string) bool {
+	if len(s) != len(keyword) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != keyword[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // isSDListen reports whether s is one of the keywords of a plain systemd
 // address, in any case.
 func isSDListen(s string) bool {
-	return strings.EqualFold(s, "sd-listen") || strings.EqualFold(s, "sd_listen") ||
-		strings.EqualFold(s, "sd-listen-unix") || strings.EqualFold(s, "sd_listen_unix")
+	return equalFold(s, "sd-listen") || equalFold(s, "sd_listen") ||
+		equalFold(s, "sd-listen-unix") || equalFold(s, "sd_listen_unix")
 }
 
 func isDigits(s string) bool {
@@ -384,12 +412,18 @@ func parseUnixPath(p string) (Address, string) {
 	if reason := checkSockName(p, "path"); reason != "" {
 		return Address{}, reason
 	}
+	if strings.HasSuffix(p, "/") {
+		return Address{}, "a UNIX socket path ends in a file name, not in /"
+	}
 	return Address{kind: KindUnix, str: p}, ""
 }
 
 func parseAbstract(name string) (Address, string) {
 	if name == "" {
 		return Address{}, "missing name after @; want @name"
+	}
+	if strings.HasPrefix(name, "//") {
+		return Address{}, "write unix-abstract:NAME or @NAME, without //"
 	}
 	if reason := checkSockName(name, "abstract name"); reason != "" {
 		return Address{}, reason
@@ -404,14 +438,20 @@ func checkSockName(s, what string) string {
 		return "UNIX socket " + what + " contains a NUL byte"
 	}
 	if len(s) > maxSunPath {
+		hint := "choose a shorter path or a relative one"
+		if what != "path" {
+			hint = "choose a shorter name"
+		}
 		return "UNIX socket " + what + " is " + strconv.Itoa(len(s)) + " bytes long; the kernel takes at most " +
-			strconv.Itoa(maxSunPath) + " (sun_path); choose a shorter path or a relative one"
+			strconv.Itoa(maxSunPath) + " (sun_path); " + hint
 	}
 	return ""
 }
 
 func parseSystemdName(name string) (Address, string) {
 	switch {
+	case strings.HasPrefix(name, "//"):
+		return Address{}, "write sd-listen:NAME or fd://NAME, without // after sd-listen:"
 	case name == "":
 		return Address{}, "missing socket name; want sd-listen:NAME (FileDescriptorName=NAME) or sd-listen:*"
 	case name == sdAll:
@@ -446,11 +486,11 @@ func parseVsock(s string) (Address, string) {
 	cidStr, portStr := s[:i], s[i+1:]
 	var cid uint32
 	switch {
-	case cidStr == "", strings.EqualFold(cidStr, "any"):
+	case cidStr == "", equalFold(cidStr, "any"):
 		cid = cidAny
-	case strings.EqualFold(cidStr, "local"):
+	case equalFold(cidStr, "local"):
 		cid = cidLocal
-	case strings.EqualFold(cidStr, "host"):
+	case equalFold(cidStr, "host"):
 		cid = cidHost
 	default:
 		var reason string

@@ -51,6 +51,9 @@ func (l *AddressList) UnmarshalText(text []byte) error {
 // (Without it, encoding/json would refuse an array for a type that has
 // UnmarshalText.)
 func (l *AddressList) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil // as encoding/json does for a slice
+	}
 	var one Address
 	if err := json.Unmarshal(data, &one); err == nil {
 		*l = AddressList{one}
@@ -58,11 +61,18 @@ func (l *AddressList) UnmarshalJSON(data []byte) error {
 	} else if len(data) == 0 || data[0] != '[' {
 		return err
 	}
-	var many []Address
+	var many []*Address
 	if err := json.Unmarshal(data, &many); err != nil {
 		return err
 	}
-	*l = many
+	list := make(AddressList, len(many))
+	for i, a := range many {
+		if a == nil {
+			return fmt.Errorf("anylisten: listen address %d of %d is null; want a string", i+1, len(many))
+		}
+		list[i] = *a
+	}
+	*l = list
 	return nil
 }
 

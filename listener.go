@@ -44,7 +44,8 @@ import (
 // UNIX socket path removes the socket file it created, unless another
 // socket has replaced it since.
 //
-// Errors are *net.OpError values (Op "listen") that wrap the cause, so
+// An invalid Options value is reported by Options.Validate's error.
+// Other errors are *net.OpError values (Op "listen") that wrap the cause, so
 // errors.Is(err, syscall.EADDRINUSE) holds for a port in use or a socket
 // path that is taken, and errors.Is(err, fs.ErrPermission) for a denied
 // bind. Listen never returns a listener together with an error, and leaves

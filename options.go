@@ -106,9 +106,12 @@ func (o *Options) Validate() error {
 	if o.UnixListenChmod > 0o777 {
 		return fmt.Errorf("anylisten: option unix_listen_chmod is %#o; want permission bits only (at most 0777)", uint32(o.UnixListenChmod))
 	}
-	for _, id := range [...]*uint32{o.UnixListenUID, o.UnixListenGID} {
-		if id != nil && *id == math.MaxUint32 {
-			return fmt.Errorf("anylisten: option unix_listen_uid or unix_listen_gid is %d, which chown reads as \"no change\"; leave it unset instead", *id)
+	for _, id := range [...]struct {
+		name string
+		v    *uint32
+	}{{"unix_listen_uid", o.UnixListenUID}, {"unix_listen_gid", o.UnixListenGID}} {
+		if id.v != nil && *id.v == math.MaxUint32 {
+			return fmt.Errorf("anylisten: option %s is %d, which chown reads as \"no change\"; leave it unset instead", id.name, *id.v)
 		}
 	}
 	if o.TCPKeepalive != nil {
@@ -170,11 +173,11 @@ type UnixMode uint32
 // ParseUnixMode parses the text form of a UnixMode.
 func ParseUnixMode(s string) (UnixMode, error) {
 	switch {
-	case strings.EqualFold(s, "owner"):
+	case equalFold(s, "owner"):
 		return 0o600, nil
-	case strings.EqualFold(s, "group"):
+	case equalFold(s, "group"):
 		return 0o660, nil
-	case strings.EqualFold(s, "everybody"):
+	case equalFold(s, "everybody"):
 		return 0o666, nil
 	}
 	digits := s

@@ -49,7 +49,9 @@ func bindUnix(name string, o *Options, abs string) (_ net.Listener, err error) {
 			unix.Close(fd)
 		}
 	}()
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
+	// package syscall's sockaddr takes an abstract name of the full 107
+	// bytes; x/sys/unix's stops one short.
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: name}); err != nil {
 		return nil, os.NewSyscallError("bind", err)
 	}
 	var bound os.FileInfo
