@@ -22,6 +22,16 @@ import (
 // The merge costs one goroutine per listener and a channel handoff per
 // connection; connections themselves are untouched.
 func ListenAll(ctx context.Context, addrs []Address, opts *Options) (net.Listener, error) {
+	lns, err := listenEach(ctx, addrs, opts)
+	if err != nil {
+		return nil, err
+	}
+	return merge(lns), nil
+}
+
+// listenEach listens on every address, or on none: on a failure it closes
+// the listeners it opened.
+func listenEach(ctx context.Context, addrs []Address, opts *Options) ([]net.Listener, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("anylisten: ListenAll of no addresses; give at least one")
 	}
@@ -36,8 +46,13 @@ func ListenAll(ctx context.Context, addrs []Address, opts *Options) (net.Listene
 		}
 		lns = append(lns, ln)
 	}
+	return lns, nil
+}
+
+// merge returns the one listener of lns itself, or a merge of several.
+func merge(lns []net.Listener) net.Listener {
 	if len(lns) == 1 {
-		return lns[0], nil
+		return lns[0]
 	}
-	return newMultiListener(lns), nil
+	return newMultiListener(lns)
 }

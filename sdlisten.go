@@ -240,10 +240,7 @@ func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
 		unix.Close(info.fd)
 		inherited.claimed[info.fd] = a.String()
 	}
-	if len(lns) == 1 {
-		return lns[0], nil
-	}
-	return newMultiListener(lns), nil
+	return merge(lns), nil
 }
 
 // adoptInherited returns the inherited listening socket bound to exactly

@@ -67,29 +67,16 @@ func (u *Upgrader) Listen(ctx context.Context, addr Address, opts *Options) (net
 // ListenAll is the package's ListenAll, and records the listeners to hand
 // over on Upgrade.
 func (u *Upgrader) ListenAll(ctx context.Context, addrs []Address, opts *Options) (net.Listener, error) {
-	if len(addrs) == 0 {
-		return nil, errors.New("anylisten: ListenAll of no addresses; give at least one")
-	}
-	lns := make([]net.Listener, 0, len(addrs))
-	for _, a := range addrs {
-		ln, err := Listen(ctx, a, opts)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, err
-		}
-		lns = append(lns, ln)
+	lns, err := listenEach(ctx, addrs, opts)
+	if err != nil {
+		return nil, err
 	}
 	u.mu.Lock()
 	for i, ln := range lns {
 		u.handed = append(u.handed, handedListener{handoverName(addrs[i]), ln})
 	}
 	u.mu.Unlock()
-	if len(lns) == 1 {
-		return lns[0], nil
-	}
-	return newMultiListener(lns), nil
+	return merge(lns), nil
 }
 
 // Upgrade starts the successor with every listener's socket, and returns
