@@ -124,11 +124,20 @@ func stdioFile(fd int, mode uint32, name string) (*stdioHalf, error) {
 	if t := mode & unix.S_IFMT; t == unix.S_IFIFO || t == unix.S_IFSOCK {
 		flags, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
 		if err == nil && flags&unix.O_NONBLOCK == 0 {
+			// A second duplicate shares the file's flags and outlives
+			// h.f, so that the flag is put back only after h.f's Close
+			// has unblocked and waited out every Read and Write.
+			keep, err := dupCloexec(nfd)
+			if err != nil {
+				unix.Close(nfd)
+				return nil, err
+			}
 			if err := unix.SetNonblock(nfd, true); err != nil {
+				unix.Close(keep)
 				unix.Close(nfd)
 				return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
 			}
-			h.restore = func() { unix.SetNonblock(nfd, false) }
+			h.restore = func() { unix.SetNonblock(keep, false); unix.Close(keep) }
 		}
 	}
 	h.f = os.NewFile(uintptr(nfd), name)

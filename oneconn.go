@@ -2,6 +2,8 @@ package anylisten
 
 import (
 	"errors"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"sync"
@@ -126,7 +128,7 @@ type stdioConn struct {
 }
 
 // stdioHalf is one file of a stdioConn, closed once; restore, if not nil,
-// runs just before (to undo what was done to a file shared with others).
+// runs just after (to undo what was done to a file shared with others).
 type stdioHalf struct {
 	f       *os.File
 	restore func()
@@ -136,18 +138,47 @@ type stdioHalf struct {
 
 func (h *stdioHalf) close() error {
 	h.once.Do(func() {
+		// Close first: it unblocks pending I/O and waits for it to
+		// return, which works only while the file is non-blocking.
+		h.err = h.f.Close()
 		if h.restore != nil {
 			h.restore()
 		}
-		h.err = h.f.Close()
 	})
 	return h.err
 }
 
 var stdioAddr = addrString{"stdio", "stdio"}
 
-func (c *stdioConn) Read(b []byte) (int, error)  { return c.r.f.Read(b) }
-func (c *stdioConn) Write(b []byte) (int, error) { return c.w.f.Write(b) }
+func (c *stdioConn) Read(b []byte) (int, error) {
+	n, err := c.r.f.Read(b)
+	if err != nil && err != io.EOF {
+		err = c.opError("read", err)
+	}
+	return n, err
+}
+
+func (c *stdioConn) Write(b []byte) (int, error) {
+	n, err := c.w.f.Write(b)
+	if err != nil {
+		err = c.opError("write", err)
+	}
+	return n, err
+}
+
+// opError gives an error of the files the form package net's connections
+// use: a *net.OpError (a net.Error, whose Timeout net/http relies on) that
+// wraps os.ErrDeadlineExceeded for a deadline and net.ErrClosed once closed.
+func (c *stdioConn) opError(op string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, os.ErrClosed) {
+		err = net.ErrClosed
+	}
+	return &net.OpError{Op: op, Net: stdioAddr.net, Source: stdioAddr, Addr: stdioAddr, Err: err}
+}
 
 // CloseWrite closes the writing file, so the peer reads EOF.
 func (c *stdioConn) CloseWrite() error { return c.w.close() }
