@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/anylisten/anylisten"
+	"github.com/anylisten/anylisten/internal/testenv"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -84,8 +85,8 @@ func TestSampleConfigs(t *testing.T) {
 
 			// SIGTERM closes the listeners, removing the socket file, and
 			// the connection still open.
-			if code := p.stop(t, syscall.SIGTERM); code != 0 {
-				t.Errorf("exit status %d after SIGTERM; want 0; stderr:\n%s", code, p.stderr.String())
+			if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+				t.Errorf("exit status %d after SIGTERM; want 0; stderr:\n%s", code, p.Stderr.String())
 			}
 			held.SetReadDeadline(time.Now().Add(timeout))
 			if n, err := held.Read(make([]byte, 1)); err != io.EOF {
@@ -102,7 +103,7 @@ func TestSampleConfigs(t *testing.T) {
 // takes effect: a socket file left by a killed server makes the next start
 // fail without it and succeed with it.
 func TestUnlinkStaleSocket(t *testing.T) {
-	dir := socketDir(t)
+	dir := testenv.SocketDir(t)
 	sock := filepath.Join(dir, "echo.sock")
 	write := func(name, content string) {
 		t.Helper()
@@ -114,27 +115,27 @@ func TestUnlinkStaleSocket(t *testing.T) {
 	write("unlink.json", `{"addr": `+strconv.Quote(sock)+`, "unix_listen_unlink": true}`)
 
 	p := start(t, dir, "keep.toml")
-	if err := p.waitListening(t); err != nil {
+	if err := waitListening(t, p); err != nil {
 		t.Fatal(err)
 	}
-	p.stop(t, syscall.SIGKILL) // leaves the socket file behind
+	p.Stop(t, syscall.SIGKILL) // leaves the socket file behind
 	if _, err := os.Lstat(sock); err != nil {
 		t.Fatalf("after SIGKILL: %v; want the socket file left behind", err)
 	}
 
 	p = start(t, dir, "keep.toml")
-	if code := p.wait(t); code != 1 || !strings.Contains(p.stderr.String(), "unix_listen_unlink") {
+	if code := p.WaitExit(t); code != 1 || !strings.Contains(p.Stderr.String(), "unix_listen_unlink") {
 		t.Errorf("with a stale socket file and no unix_listen_unlink: exit status %d; want 1 and an error naming unix_listen_unlink; stderr:\n%s",
-			code, p.stderr.String())
+			code, p.Stderr.String())
 	}
 
 	p = start(t, dir, "unlink.json")
-	if err := p.waitListening(t); err != nil {
+	if err := waitListening(t, p); err != nil {
 		t.Fatal(err)
 	}
 	checkEcho(t, anylisten.MustParseAddress(sock), []byte("after the unlink\n"))
-	if code := p.stop(t, os.Interrupt); code != 0 {
-		t.Errorf("exit status %d after SIGINT; want 0; stderr:\n%s", code, p.stderr.String())
+	if code := p.Stop(t, os.Interrupt); code != 0 {
+		t.Errorf("exit status %d after SIGINT; want 0; stderr:\n%s", code, p.Stderr.String())
 	}
 }
 
@@ -161,18 +162,18 @@ func TestExitStatus(t *testing.T) {
 		{name: "negative backlog", file: "neg.json", content: `{"addr": "./echo.sock", "tcp_listen_backlog": -5}`, args: []string{"neg.json"}, code: 1,
 			want: "option tcp_listen_backlog is -5"},
 		{name: "uid that means no change", file: "uid.toml", content: "addr = \"./echo.sock\"\nunix_listen_uid = 4294967295", args: []string{"uid.toml"}, code: 1,
-			want: "unix_listen_uid or unix_listen_gid is 4294967295"},
+			want: "option unix_listen_uid is 4294967295"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := socketDir(t)
+			dir := testenv.SocketDir(t)
 			if tt.content != "" {
 				if err := os.WriteFile(filepath.Join(dir, tt.file), []byte(tt.content), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
 			p := start(t, dir, tt.args...)
-			code := p.wait(t)
-			if stderr := p.stderr.String(); code != tt.code || !strings.Contains(stderr, tt.want) {
+			code := p.WaitExit(t)
+			if stderr := p.Stderr.String(); code != tt.code || !strings.Contains(stderr, tt.want) {
 				t.Errorf("config %q: exit status %d, stderr:\n%s\nwant status %d and %q", tt.args, code, stderr, tt.code, tt.want)
 			}
 			if _, err := os.Lstat(filepath.Join(dir, "echo.sock")); !errors.Is(err, fs.ErrNotExist) {
