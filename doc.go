@@ -48,6 +48,15 @@
 // and for socket activation. The LISTEN_* environment is read once, checked
 // and removed; every fd is inspected before use and handed out once.
 //
+// # Several addresses, clients, restarts
+//
+// ListenAll merges several addresses into one listener (AddressList is
+// the matching repeatable flag); Dial and Address.DialContext reach a
+// server by the same string it listens on. An Upgrader hands every
+// listening socket to a new process of the program for a restart without
+// a refused connection; package httpdrain stops the old net/http server
+// without losing a request.
+//
 // # UNIX socket files
 //
 // Mode and owner (Options.UnixListenChmod, UnixListenUID, UnixListenGID)
