@@ -37,7 +37,8 @@ import (
 // A TCP or UNIX address that names a socket passed in by a service manager
 // (LISTEN_FDS, bound to exactly that address and not taken yet) adopts it
 // instead of binding anew, so that one configuration serves a cold start
-// and socket activation alike. The environment is read once per process,
+// and socket activation alike; and any address takes over the sockets a
+// predecessor's Upgrader handed over for it. The environment is read once per process,
 // on first use, and removed; each inherited socket is handed out once.
 //
 // The caller owns the listener and must Close it. Closing a listener on a
