@@ -106,15 +106,9 @@ func isTemporary(err error) bool {
 func (m *multiListener) Accept() (net.Conn, error) {
 	select {
 	case r := <-m.conns:
-		select {
-		case <-m.done:
-			// Closed meanwhile: Close owns what is still in flight.
-			if r.c != nil {
-				r.c.Close()
-			}
-		default:
-			return r.c, r.err
-		}
+		// Even if Close has begun: a connection handed over is the
+		// caller's, never dropped.
+		return r.c, r.err
 	case <-m.done:
 	case <-m.dead:
 		m.mu.Lock()
