@@ -23,35 +23,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// timeout bounds every wait of these tests: for the build and for each run
-// of client.
-const timeout = 10 * time.Second
+// timeout bounds every wait of these tests: for each run of client.
+const timeout = testenv.Timeout
 
 // clientPath is the client binary TestMain builds.
 var clientPath string
 
+// TestMain builds client (with -race when the tests run with it), runs the
+// tests and removes client.
 func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-// buildAndRun builds client into a temporary directory, runs the tests and
-// removes the directory.
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "client-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	clientPath = filepath.Join(dir, "client")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	// go test puts the go command of its own GOROOT first in PATH.
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", clientPath, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build -o %s .: %v\n%s", clientPath, err, out)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.RunWithProgram(m, "client", &clientPath))
 }
 
 // result is what a run of client did.
@@ -69,6 +50,7 @@ func runClient(t *testing.T, dir string, stdin io.Reader, args ...string) result
 	defer cancel()
 	cmd := exec.CommandContext(ctx, clientPath, args...)
 	cmd.Dir = dir
+	cmd.Env = testenv.ExitAtOnce(nil) // the tests run client often
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

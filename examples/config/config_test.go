@@ -115,7 +115,7 @@ func TestUnlinkStaleSocket(t *testing.T) {
 	write("unlink.json", `{"addr": `+strconv.Quote(sock)+`, "unix_listen_unlink": true}`)
 
 	p := start(t, dir, "keep.toml")
-	if err := waitListening(t, p); err != nil {
+	if err := p.WaitListening(); err != nil {
 		t.Fatal(err)
 	}
 	p.Stop(t, syscall.SIGKILL) // leaves the socket file behind
@@ -130,7 +130,7 @@ func TestUnlinkStaleSocket(t *testing.T) {
 	}
 
 	p = start(t, dir, "unlink.json")
-	if err := waitListening(t, p); err != nil {
+	if err := p.WaitListening(); err != nil {
 		t.Fatal(err)
 	}
 	checkEcho(t, anylisten.MustParseAddress(sock), []byte("after the unlink\n"))

@@ -11,13 +11,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anylisten/anylisten/internal/testenv"
 )
 
 // TestInetd runs the server as inetd would, with the connection as its
 // standard input and output, and checks that it echoes and then exits
 // with status 0 once the client has closed its side.
 func TestInetd(t *testing.T) {
-	dir := socketDir(t)
+	dir := testenv.SocketDir(t)
 	if err := os.WriteFile(filepath.Join(dir, "inetd.toml"), []byte(`addr = "inetd"`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestInetd(t *testing.T) {
 	}
 	defer client.Close()
 
-	var stderr buffer
+	var stderr testenv.Buffer
 	cmd := exec.Command(binPath, "inetd.toml")
 	cmd.Dir = dir
 	cmd.Stdin = server

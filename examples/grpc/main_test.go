@@ -29,144 +29,38 @@ import (
 	"github.com/anylisten/anylisten/internal/testenv"
 )
 
-// timeout bounds every wait of these tests: for the build, for grpcdemo to
-// listen or exit, for a health check.
-const timeout = 10 * time.Second
+// timeout bounds every wait of these tests: for grpcdemo to listen or
+// exit, for a health check.
+const timeout = testenv.Timeout
 
 // exePath is the grpcdemo binary TestMain builds.
 var exePath string
 
+// TestMain builds grpcdemo (with -race when the tests run with it), runs
+// the tests and removes grpcdemo.
 func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
+	os.Exit(testenv.RunWithProgram(m, "grpcdemo", &exePath))
 }
 
-// buildAndRun builds grpcdemo into a temporary directory, runs the tests
-// and removes the directory.
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "grpcdemo-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if dir, err = filepath.EvalSymlinks(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	exePath = filepath.Join(dir, "grpcdemo")
-	// go test puts the go command of its own GOROOT first in PATH.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", exePath, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build -o %s .: %v\n%s", exePath, err, out)
-		return 1
-	}
-	return m.Run()
-}
-
-// proc is a running grpcdemo, or systemd-socket-activate running it.
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr testenv.Buffer
-	exited         chan struct{} // closed once Wait has returned
-	waitErr        error         // Wait's result, set before exited is closed
-}
-
-// start starts the program path with args. When the test ends it is
-// killed if it still runs, and the test fails if it wrote anything to
-// standard output: serve never does (it may be the connection).
-func start(t *testing.T, path string, args ...string) *proc {
+// start starts the program path with args: grpcdemo, or
+// systemd-socket-activate running it. When the test ends it is killed if
+// it still runs, and the test fails if it wrote anything to standard
+// output: serve never does (it may be the connection).
+func start(t *testing.T, path string, args ...string) *testenv.Process {
 	t.Helper()
-	p := &proc{cmd: exec.Command(path, args...), exited: make(chan struct{})}
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	p.cmd.WaitDelay = timeout
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		select {
-		case <-p.exited:
-		case <-time.After(timeout):
-			t.Errorf("%s %q did not exit within %v of SIGKILL", filepath.Base(path), args, timeout)
-			return
-		}
-		if out := p.stdout.String(); out != "" {
-			t.Errorf("%s %q wrote to standard output: %q", filepath.Base(path), args, out)
-		}
-	})
-	return p
-}
-
-func (p *proc) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// waitFor polls p's standard error until cond holds. It fails if p exits
-// first (without cond holding on its complete output) or the timeout
-// passes; what says what was awaited.
-func (p *proc) waitFor(what string, cond func(stderr string) bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond(p.stderr.String()) {
-			return nil
-		}
-		if p.hasExited() {
-			if cond(p.stderr.String()) { // Wait has returned: the output is complete.
-				return nil
-			}
-			return fmt.Errorf("%s exited (%v) before %s; stderr:\n%s", filepath.Base(p.cmd.Path), p.waitErr, what, p.stderr.String())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not get to %s within %v; stderr:\n%s", filepath.Base(p.cmd.Path), what, timeout, p.stderr.String())
-		}
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// stop sends sig to p, waits until it exits and returns its exit code.
-func (p *proc) stop(t *testing.T, sig os.Signal) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	return p.waitExit(t)
-}
-
-// waitExit waits until p exits and returns its exit code.
-func (p *proc) waitExit(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		t.Fatalf("%s did not exit within %v; stderr:\n%s", filepath.Base(p.cmd.Path), timeout, p.stderr.String())
-	}
-	return p.cmd.ProcessState.ExitCode()
+	return testenv.StartProcess(t, exec.Command(path, args...), nil)
 }
 
 // startServe runs grpcdemo serve with args and waits until it says it
 // listens. It returns the process and what it listens on, as logged.
-func startServe(t *testing.T, args ...string) (*proc, string) {
+func startServe(t *testing.T, args ...string) (*testenv.Process, string) {
 	t.Helper()
 	p := start(t, exePath, append([]string{"serve"}, args...)...)
 	listening := regexp.MustCompile(`(?m)^grpcdemo: listening on (.*)\n`)
-	if err := p.waitFor("listening", listening.MatchString); err != nil {
+	if err := p.WaitFor("listening", listening.MatchString); err != nil {
 		t.Fatal(err)
 	}
-	return p, listening.FindStringSubmatch(p.stderr.String())[1]
+	return p, listening.FindStringSubmatch(p.Stderr.String())[1]
 }
 
 // runCheck runs grpcdemo check with args and returns what it wrote and its
@@ -176,6 +70,7 @@ func runCheck(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exePath, append([]string{"check", "--timeout", timeout.String()}, args...)...)
+	cmd.Env = testenv.ExitAtOnce(nil) // the tests run check often
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -189,6 +84,20 @@ func runCheck(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // abstractName returns a new abstract socket name for a test.
 func abstractName() string {
 	return fmt.Sprintf("grpcdemo-test-%016x", rand.Uint64())
+}
+
+// listenEverywhere returns the --listen arguments for 127.0.0.1:0, a UNIX
+// socket path in a new directory and, on Linux, a new abstract name, and
+// the path and the name ("" elsewhere).
+func listenEverywhere(t *testing.T) (args []string, path, name string) {
+	t.Helper()
+	path = filepath.Join(testenv.SocketDir(t), "grpc.sock")
+	args = []string{"--listen", "127.0.0.1:0", "--listen", path}
+	if runtime.GOOS == "linux" {
+		name = abstractName()
+		args = append(args, "--listen", "@"+name)
+	}
+	return args, path, name
 }
 
 // tcpPort finds the port of 127.0.0.1 in the address a server logged (or
@@ -211,14 +120,7 @@ func TestServeAndCheck(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("grpcdemo is stopped with SIGTERM, which Windows lacks")
 	}
-	dir := testenv.SocketDir(t)
-	path := filepath.Join(dir, "grpc.sock")
-	args := []string{"--listen", "127.0.0.1:0", "--listen", path}
-	var name string
-	if runtime.GOOS == "linux" {
-		name = abstractName()
-		args = append(args, "--listen", "@"+name)
-	}
+	args, path, name := listenEverywhere(t)
 	p, listening := startServe(t, args...)
 	port := tcpPort(t, listening)
 
@@ -247,14 +149,14 @@ func TestServeAndCheck(t *testing.T) {
 		}
 	})
 
-	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("grpcdemo serve exited with %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr.String())
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("grpcdemo serve exited with %d after SIGTERM, want 0; stderr:\n%s", code, p.Stderr.String())
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket file %s is still there after SIGTERM (Lstat: %v)", path, err)
 	}
-	if !strings.HasSuffix(p.stderr.String(), "grpcdemo: stopped\n") {
-		t.Errorf("stderr does not end with grpcdemo: stopped:\n%s", p.stderr.String())
+	if !strings.HasSuffix(p.Stderr.String(), "grpcdemo: stopped\n") {
+		t.Errorf("stderr does not end with grpcdemo: stopped:\n%s", p.Stderr.String())
 	}
 }
 
@@ -283,8 +185,8 @@ func TestSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			if code := p.stop(t, sig); code != 0 {
-				t.Errorf("grpcdemo serve exited with %d after %v, want 0; stderr:\n%s", code, sig, p.stderr.String())
+			if code := p.Stop(t, sig); code != 0 {
+				t.Errorf("grpcdemo serve exited with %d after %v, want 0; stderr:\n%s", code, sig, p.Stderr.String())
 			}
 			if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("socket file %s is still there after %v (Lstat: %v)", path, sig, err)
@@ -321,7 +223,7 @@ func TestGraceWithWatch(t *testing.T) {
 		t.Helper()
 		resp, err := watch.Recv()
 		if err != nil {
-			t.Fatalf("Watch: %v; stderr:\n%s", err, p.stderr.String())
+			t.Fatalf("Watch: %v; stderr:\n%s", err, p.Stderr.String())
 		}
 		return resp.GetStatus()
 	}
@@ -329,7 +231,7 @@ func TestGraceWithWatch(t *testing.T) {
 		t.Fatalf("Watch says %v first, want SERVING", got)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if got := recv(); got != healthpb.HealthCheckResponse_NOT_SERVING {
@@ -338,11 +240,11 @@ func TestGraceWithWatch(t *testing.T) {
 	if _, err := watch.Recv(); err == nil {
 		t.Error("Watch goes on after the server stopped")
 	}
-	if code := p.waitExit(t); code != 0 {
-		t.Errorf("grpcdemo serve exited with %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr.String())
+	if code := p.WaitExit(t); code != 0 {
+		t.Errorf("grpcdemo serve exited with %d after SIGTERM, want 0; stderr:\n%s", code, p.Stderr.String())
 	}
-	if want := "RPCs still running after 100ms, cutting them off\n"; !strings.Contains(p.stderr.String(), want) {
-		t.Errorf("stderr does not say %q:\n%s", want, p.stderr.String())
+	if want := "RPCs still running after 100ms, cutting them off\n"; !strings.Contains(p.Stderr.String(), want) {
+		t.Errorf("stderr does not say %q:\n%s", want, p.Stderr.String())
 	}
 }
 
@@ -409,14 +311,7 @@ func (l *recordingListener) Accept() (net.Conn, error) {
 // address. It checks that grpc.Server got the kernel's connections,
 // unwrapped, and that cancelling the context stops serve.
 func TestInProcess(t *testing.T) {
-	dir := testenv.SocketDir(t)
-	path := filepath.Join(dir, "grpc.sock")
-	args := []string{"--listen", "127.0.0.1:0", "--listen", path}
-	var name string
-	if runtime.GOOS == "linux" {
-		name = abstractName()
-		args = append(args, "--listen", "@"+name)
-	}
+	args, path, name := listenEverywhere(t)
 	cfg, err := parseServeFlags(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -586,18 +481,18 @@ func TestSocketActivation(t *testing.T) {
 			tool := testenv.NeedTool(t, "systemd-socket-activate")
 			perConn := len(tt.flags) > 0
 
-			var p *proc
+			var p *testenv.Process
 			var addr string
 			for attempt := 1; ; attempt++ {
 				addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 				args := append(append([]string{}, tt.flags...), "-l", addr, "--", exePath, "serve", "--listen", tt.listen(addr))
 				p = start(t, tool, args...)
 				want := "Listening on " + addr + " as 3.\n"
-				err := p.waitFor("listening", func(stderr string) bool { return strings.Contains(stderr, want) })
+				err := p.WaitFor("listening", func(stderr string) bool { return strings.Contains(stderr, want) })
 				if err == nil {
 					break
 				}
-				if attempt < 5 && p.hasExited() && strings.Contains(p.stderr.String(), "Address already in use") {
+				if attempt < 5 && p.HasExited() && strings.Contains(p.Stderr.String(), "Address already in use") {
 					t.Logf("port of %s was taken meanwhile, trying another: %v", addr, err)
 					continue
 				}
@@ -612,48 +507,48 @@ func TestSocketActivation(t *testing.T) {
 				status, err := check(ctx, anylisten.MustParseAddress(addr), "")
 				cancel()
 				if err != nil || status != healthpb.HealthCheckResponse_SERVING {
-					t.Fatalf("check %d of %s = %v, %v; want SERVING; stderr:\n%s", i+1, addr, status, err, p.stderr.String())
+					t.Fatalf("check %d of %s = %v, %v; want SERVING; stderr:\n%s", i+1, addr, status, err, p.Stderr.String())
 				}
 			}
 
 			if perConn {
 				// One grpcdemo per connection, each ending with status 0
 				// when its client hung up.
-				err := p.waitFor(fmt.Sprintf("%d children ending", checks), func(stderr string) bool {
+				err := p.WaitFor(fmt.Sprintf("%d children ending", checks), func(stderr string) bool {
 					return len(childDied.FindAllString(stderr, -1)) >= checks
 				})
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, m := range childDied.FindAllStringSubmatch(p.stderr.String(), -1) {
+				for _, m := range childDied.FindAllStringSubmatch(p.Stderr.String(), -1) {
 					if m[2] != "0" {
-						t.Errorf("grpcdemo (pid %s) exited with %s, want 0; stderr:\n%s", m[1], m[2], p.stderr.String())
+						t.Errorf("grpcdemo (pid %s) exited with %s, want 0; stderr:\n%s", m[1], m[2], p.Stderr.String())
 					}
 				}
-				if n := strings.Count(p.stderr.String(), "grpcdemo: listening on "+addr+"\n"); n != checks {
-					t.Errorf("%d grpcdemos said they listen on %s, want %d; stderr:\n%s", n, addr, checks, p.stderr.String())
+				if n := strings.Count(p.Stderr.String(), "grpcdemo: listening on "+addr+"\n"); n != checks {
+					t.Errorf("%d grpcdemos said they listen on %s, want %d; stderr:\n%s", n, addr, checks, p.Stderr.String())
 				}
 				return
 			}
 
 			// systemd-socket-activate has become grpcdemo, by exec: the one
 			// process that served both checks.
-			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.cmd.Process.Pid))
+			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.Cmd.Process.Pid))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if exe != exePath {
-				t.Errorf("process %d runs %s, want %s", p.cmd.Process.Pid, exe, exePath)
+				t.Errorf("process %d runs %s, want %s", p.Cmd.Process.Pid, exe, exePath)
 			}
 			listening := "grpcdemo: listening on " + addr + "\n"
-			if err := p.waitFor("saying "+listening, func(stderr string) bool { return strings.Contains(stderr, listening) }); err != nil {
+			if err := p.WaitFor("saying "+listening, func(stderr string) bool { return strings.Contains(stderr, listening) }); err != nil {
 				t.Fatal(err)
 			}
-			if n := strings.Count(p.stderr.String(), listening); n != 1 {
-				t.Errorf("%d grpcdemos said they listen on %s, want 1; stderr:\n%s", n, addr, p.stderr.String())
+			if n := strings.Count(p.Stderr.String(), listening); n != 1 {
+				t.Errorf("%d grpcdemos said they listen on %s, want 1; stderr:\n%s", n, addr, p.Stderr.String())
 			}
-			if code := p.stop(t, syscall.SIGTERM); code != 0 {
-				t.Errorf("grpcdemo exited with %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr.String())
+			if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+				t.Errorf("grpcdemo exited with %d after SIGTERM, want 0; stderr:\n%s", code, p.Stderr.String())
 			}
 		})
 	}

@@ -26,44 +26,23 @@ import (
 	"github.com/anylisten/anylisten/internal/testenv"
 )
 
-// timeout bounds every wait of these tests: for the build, for hello to
-// listen or exit, for curl.
-const timeout = 10 * time.Second
+// timeout bounds every wait of these tests: for hello to listen or exit,
+// for curl.
+const timeout = testenv.Timeout
 
 // helloPath is the hello binary TestMain builds.
 var helloPath string
 
+// TestMain builds hello (with -race when the tests run with it), runs the
+// tests and removes hello.
 func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-// buildAndRun builds hello into a temporary directory, runs the tests and
-// removes the directory.
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hello-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	helloPath = filepath.Join(dir, "hello")
-	// go test puts the go command of its own GOROOT first in PATH.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", helloPath, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build -o %s .: %v\n%s", helloPath, err, out)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.RunWithProgram(m, "hello", &helloPath))
 }
 
 // hello is a running hello process, or a tool that runs hello
 // (systemd-socket-activate, socat).
 type hello struct {
-	cmd            *exec.Cmd
-	stdout, stderr testenv.Buffer
-	exited         chan struct{} // closed once Wait has returned
-	waitErr        error         // Wait's result, set before exited is closed
+	*testenv.Process
 }
 
 // startHello starts hello with args in dir ("" for the test's directory).
@@ -83,42 +62,11 @@ func startHello(t *testing.T, dir string, args ...string) *hello {
 // neither do these tools.
 func startProcess(t *testing.T, dir string, env []string, path string, args ...string) *hello {
 	t.Helper()
-	h := &hello{cmd: exec.Command(path, args...), exited: make(chan struct{})}
-	h.cmd.Dir = dir
-	h.cmd.Env = env
-	h.cmd.Stdout = &h.stdout
-	h.cmd.Stderr = &h.stderr
-	h.cmd.WaitDelay = timeout
-	inOwnProcessGroup(h.cmd)
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		h.waitErr = h.cmd.Wait()
-		close(h.exited)
-	}()
-	t.Cleanup(func() {
-		killProcessGroup(h.cmd.Process)
-		select {
-		case <-h.exited:
-		case <-time.After(timeout):
-			t.Errorf("%s %q (pid %d) did not exit within %v of SIGKILL", filepath.Base(path), args, h.cmd.Process.Pid, timeout)
-			return
-		}
-		if out := h.stdout.String(); out != "" {
-			t.Errorf("%s %q wrote to standard output: %q", filepath.Base(path), args, out)
-		}
-	})
-	return h
-}
-
-func (h *hello) hasExited() bool {
-	select {
-	case <-h.exited:
-		return true
-	default:
-		return false
-	}
+	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	inOwnProcessGroup(cmd)
+	return &hello{testenv.StartProcess(t, cmd, killProcessGroup)}
 }
 
 // waitReady waits until hello has logged that it listens and a connection
@@ -128,7 +76,7 @@ func (h *hello) waitReady(network, address string) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		var err error
-		if strings.Contains(h.stderr.String(), "listening on ") {
+		if strings.Contains(h.Stderr.String(), "listening on ") {
 			var c net.Conn
 			if c, err = net.DialTimeout(network, address, time.Until(deadline)); err == nil {
 				c.Close()
@@ -137,28 +85,14 @@ func (h *hello) waitReady(network, address string) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("hello did not accept connections on %s %s within %v (last dial error: %v); stderr:\n%s",
-				network, address, timeout, err, h.stderr.String())
+				network, address, timeout, err, h.Stderr.String())
 		}
 		select {
-		case <-h.exited:
-			return fmt.Errorf("hello exited before it accepted connections: %v; stderr:\n%s", h.waitErr, h.stderr.String())
+		case <-h.Done():
+			return fmt.Errorf("hello exited before it accepted connections: %v; stderr:\n%s", h.Err(), h.Stderr.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// stop sends sig to hello and returns its exit code.
-func (h *hello) stop(t *testing.T, sig os.Signal) int {
-	t.Helper()
-	if err := h.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-h.exited:
-	case <-time.After(timeout):
-		t.Fatalf("hello did not exit within %v of %v; stderr:\n%s", timeout, sig, h.stderr.String())
-	}
-	return h.cmd.ProcessState.ExitCode()
 }
 
 // runHello runs hello with args until it exits and returns what it wrote
@@ -166,16 +100,12 @@ func (h *hello) stop(t *testing.T, sig os.Signal) int {
 func runHello(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	h := startHello(t, "", args...)
-	select {
-	case <-h.exited:
-	case <-time.After(timeout):
-		t.Fatalf("hello %q did not exit within %v; stderr:\n%s", args, timeout, h.stderr.String())
-	}
+	code = h.WaitExit(t)
 	var exitErr *exec.ExitError
-	if h.waitErr != nil && !errors.As(h.waitErr, &exitErr) {
-		t.Fatalf("hello %q: %v", args, h.waitErr)
+	if err := h.Err(); err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("hello %q: %v", args, err)
 	}
-	return h.stdout.String(), h.stderr.String(), h.cmd.ProcessState.ExitCode()
+	return h.Stdout.String(), h.Stderr.String(), code
 }
 
 // server is a hello that accepts connections.
@@ -234,7 +164,7 @@ func serveOn(t *testing.T, on string, args func(addr string) []string) *server {
 		if err == nil {
 			return &s
 		}
-		if on == onTCP && attempt < 5 && s.hasExited() && strings.Contains(s.stderr.String(), "address already in use") {
+		if on == onTCP && attempt < 5 && s.HasExited() && strings.Contains(s.Stderr.String(), "address already in use") {
 			t.Logf("port of %s was taken meanwhile, trying another: %v", s.addr, err)
 			continue
 		}
@@ -335,8 +265,8 @@ func TestServe(t *testing.T) {
 			if got := curl(t, s.curlArgs...); got != tt.want {
 				t.Errorf("curl %q got body %q, want %q", s.curlArgs, got, tt.want)
 			}
-			if want := "hello: listening on " + s.addr + "\n"; !strings.Contains(s.stderr.String(), want) {
-				t.Errorf("stderr does not say %q:\n%s", want, s.stderr.String())
+			if want := "hello: listening on " + s.addr + "\n"; !strings.Contains(s.Stderr.String(), want) {
+				t.Errorf("stderr does not say %q:\n%s", want, s.Stderr.String())
 			}
 		})
 	}
@@ -521,51 +451,14 @@ func TestSignal(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
 			s := serveOn(t, onUnix, func(addr string) []string { return []string{addr} })
-			if code := s.stop(t, sig); code != 0 {
-				t.Errorf("hello exited with %d after %v, want 0; stderr:\n%s", code, sig, s.stderr.String())
+			if code := s.Stop(t, sig); code != 0 {
+				t.Errorf("hello exited with %d after %v, want 0; stderr:\n%s", code, sig, s.Stderr.String())
 			}
 			if _, err := os.Lstat(s.path); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("socket file %s is still there after %v (Lstat: %v)", s.path, sig, err)
 			}
 		})
 	}
-}
-
-// waitFor polls the standard error of h until cond holds. It fails if h
-// exits first (without cond holding on its complete output) or the
-// timeout passes; what says what was awaited.
-func (h *hello) waitFor(what string, cond func(stderr string) bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond(h.stderr.String()) {
-			return nil
-		}
-		if h.hasExited() {
-			// Wait has returned: the output is complete.
-			if cond(h.stderr.String()) {
-				return nil
-			}
-			return fmt.Errorf("%s exited (%v) before %s; stderr:\n%s", filepath.Base(h.cmd.Path), h.waitErr, what, h.stderr.String())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not get to %s within %v; stderr:\n%s", filepath.Base(h.cmd.Path), what, timeout, h.stderr.String())
-		}
-		select {
-		case <-h.exited:
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// waitExit waits until h exits and returns its exit code.
-func (h *hello) waitExit(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-h.exited:
-	case <-time.After(timeout):
-		t.Fatalf("%s did not exit within %v; stderr:\n%s", filepath.Base(h.cmd.Path), timeout, h.stderr.String())
-	}
-	return h.cmd.ProcessState.ExitCode()
 }
 
 // fetch gets a page with curl -sS --fail -i and returns its body. It fails
@@ -660,13 +553,13 @@ func socketActivate(t *testing.T, nports int, flags []string, helloArgs ...strin
 		args = append(append(args, flags...), "--", helloPath)
 		args = append(args, helloArgs...)
 		a := &activation{startProcess(t, "", nil, tool, args...), ports}
-		err := a.waitFor(fmt.Sprintf("listening on %d sockets", nsockets), func(stderr string) bool {
+		err := a.WaitFor(fmt.Sprintf("listening on %d sockets", nsockets), func(stderr string) bool {
 			return strings.Count(stderr, "Listening on ") >= nsockets
 		})
 		if err == nil {
 			return a
 		}
-		if attempt < 5 && a.hasExited() && strings.Contains(a.stderr.String(), "Address already in use") {
+		if attempt < 5 && a.HasExited() && strings.Contains(a.Stderr.String(), "Address already in use") {
 			t.Logf("a port of %v was taken meanwhile, trying others: %v", ports, err)
 			continue
 		}
@@ -679,7 +572,7 @@ func socketActivate(t *testing.T, nports int, flags []string, helloArgs ...strin
 // did: the test reads hello's standard error from a pipe, concurrently.
 func (h *hello) waitLog(t *testing.T, want string) {
 	t.Helper()
-	if err := h.waitFor(fmt.Sprintf("saying %q", want), func(stderr string) bool { return strings.Contains(stderr, want) }); err != nil {
+	if err := h.WaitFor(fmt.Sprintf("saying %q", want), func(stderr string) bool { return strings.Contains(stderr, want) }); err != nil {
 		t.Error(err)
 	}
 }
@@ -689,18 +582,18 @@ func (h *hello) waitLog(t *testing.T, want string) {
 func (a *activation) checkIsHello(t *testing.T) {
 	t.Helper()
 	a.waitLog(t, "hello: listening on ")
-	if a.hasExited() {
-		t.Fatalf("hello exited: %v; stderr:\n%s", a.waitErr, a.stderr.String())
+	if a.HasExited() {
+		t.Fatalf("hello exited: %v; stderr:\n%s", a.Err(), a.Stderr.String())
 	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", a.cmd.Process.Pid))
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", a.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exe != helloPath {
-		t.Errorf("process %d runs %s, want %s", a.cmd.Process.Pid, exe, helloPath)
+		t.Errorf("process %d runs %s, want %s", a.Cmd.Process.Pid, exe, helloPath)
 	}
-	if n := strings.Count(a.stderr.String(), "hello: listening on "); n != 1 {
-		t.Errorf("%d hellos started, want the one that serves every connection; stderr:\n%s", n, a.stderr.String())
+	if n := strings.Count(a.Stderr.String(), "hello: listening on "); n != 1 {
+		t.Errorf("%d hellos started, want the one that serves every connection; stderr:\n%s", n, a.Stderr.String())
 	}
 }
 
@@ -713,13 +606,13 @@ var childDied = regexp.MustCompile(`(?m)^Child (\d+) died with code (-?\d+)$`)
 // exited with status 0.
 func (a *activation) checkChildren(t *testing.T, n int) {
 	t.Helper()
-	err := a.waitFor(fmt.Sprintf("%d children ending", n), func(stderr string) bool {
+	err := a.WaitFor(fmt.Sprintf("%d children ending", n), func(stderr string) bool {
 		return len(childDied.FindAllString(stderr, -1)) >= n
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := a.stderr.String()
+	stderr := a.Stderr.String()
 	pids := map[string]bool{}
 	for _, m := range childDied.FindAllStringSubmatch(stderr, -1) {
 		pids[m[1]] = true
@@ -791,8 +684,8 @@ func TestExampleSession(t *testing.T) {
 		}
 		a.checkIsHello(t)
 		a.waitLog(t, fmt.Sprintf("hello: listening on [::]:%d\n", a.ports[0]))
-		if code := a.stop(t, syscall.SIGTERM); code != 0 {
-			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.stderr.String())
+		if code := a.Stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.Stderr.String())
 		}
 	})
 	t.Run("inetd mode", func(t *testing.T) {
@@ -818,8 +711,8 @@ func TestExampleSession(t *testing.T) {
 			checkBody(t, fetch(t, localURL(a.ports[0])), text)
 		}
 		a.checkIsHello(t)
-		if code := a.stop(t, syscall.SIGTERM); code != 0 {
-			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.stderr.String())
+		if code := a.Stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.Stderr.String())
 		}
 	})
 	t.Run("named pre-listened socket", func(t *testing.T) {
@@ -910,7 +803,9 @@ func TestInetdSocat(t *testing.T) {
 				t.Fatal(err)
 			}
 			statusFile := filepath.Join(dir, "status")
-			env := append(os.Environ(), "HELLO="+helloPath, "HELLO_TEXT="+text, "HELLO_STATUS="+statusFile)
+			// socat ends the wrapper when the connection ends: hello
+			// must have exited by then, even when built with -race.
+			env := testenv.ExitAtOnce(append(os.Environ(), "HELLO="+helloPath, "HELLO_TEXT="+text, "HELLO_STATUS="+statusFile))
 
 			var socat *hello
 			var port int
@@ -921,11 +816,11 @@ func TestInetdSocat(t *testing.T) {
 					"EXEC:" + script + tt.exec}
 				socat = startProcess(t, "", env, tool, args...)
 				listening := regexp.MustCompile(`listening on .*127\.0\.0\.1:` + strconv.Itoa(port) + `\b`)
-				err := socat.waitFor("listening", func(stderr string) bool { return listening.MatchString(stderr) })
+				err := socat.WaitFor("listening", func(stderr string) bool { return listening.MatchString(stderr) })
 				if err == nil {
 					break
 				}
-				if attempt < 5 && socat.hasExited() && strings.Contains(socat.stderr.String(), "Address already in use") {
+				if attempt < 5 && socat.HasExited() && strings.Contains(socat.Stderr.String(), "Address already in use") {
 					t.Logf("port %d was taken meanwhile, trying another: %v", port, err)
 					continue
 				}
@@ -947,25 +842,25 @@ func TestInetdSocat(t *testing.T) {
 					t.Fatal(err)
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("hello did not exit within %v of its connection; socat's stderr:\n%s", timeout, socat.stderr.String())
+					t.Fatalf("hello did not exit within %v of its connection; socat's stderr:\n%s", timeout, socat.Stderr.String())
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
 			if want := "stdin=" + tt.stdin + " exit=0\n"; status != want {
-				t.Errorf("the wrapper says %q, want %q; socat's stderr:\n%s", status, want, socat.stderr.String())
+				t.Errorf("the wrapper says %q, want %q; socat's stderr:\n%s", status, want, socat.Stderr.String())
 			}
 			if tt.listen == "" {
 				// nofork: socat became the wrapper, which exits with hello's status.
-				if code := socat.waitExit(t); code != 0 {
-					t.Errorf("socat (the wrapper, by exec) exited with %d, want 0; stderr:\n%s", code, socat.stderr.String())
+				if code := socat.WaitExit(t); code != 0 {
+					t.Errorf("socat (the wrapper, by exec) exited with %d, want 0; stderr:\n%s", code, socat.Stderr.String())
 				}
 			} else {
 				// End socat, so that its standard error, which hello
 				// shared, is complete.
-				killProcessGroup(socat.cmd.Process)
-				socat.waitExit(t)
+				killProcessGroup(socat.Cmd.Process)
+				socat.WaitExit(t)
 			}
-			stderr := socat.stderr.String()
+			stderr := socat.Stderr.String()
 			if tt.wantLog == "" {
 				if strings.Contains(stderr, "hello:") {
 					t.Errorf("hello logged to socat's stderr although its own stderr was the connection:\n%s", stderr)
@@ -998,8 +893,8 @@ func TestSeveralListen(t *testing.T) {
 		return []string{"--listen", path, "--listen=@" + name, "--listen", addr, text}
 	})
 	want := fmt.Sprintf("hello: listening on unix:%s,unix:@%s,tcp:%s\n", path, name, s.addr)
-	if !strings.Contains(s.stderr.String(), want) {
-		t.Errorf("stderr does not say %q:\n%s", want, s.stderr.String())
+	if !strings.Contains(s.Stderr.String(), want) {
+		t.Errorf("stderr does not say %q:\n%s", want, s.Stderr.String())
 	}
 	for _, args := range [][]string{
 		s.curlArgs,

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/anylisten/anylisten"
+	"github.com/anylisten/anylisten/internal/testenv"
 )
 
 // TestListenTCPAndUnix runs the server on a TCP port and a UNIX socket at
@@ -50,8 +51,8 @@ func TestListenTCPAndUnix(t *testing.T) {
 		t.Errorf("%s has mode %v; want a socket with %v (--unix-listen-chmod owner)", sock, fi.Mode(), fs.FileMode(0o600))
 	}
 
-	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit status %d after SIGTERM; want 0; stderr:\n%s", code, p.stderr.String())
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM; want 0; stderr:\n%s", code, p.Stderr.String())
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after exit, Lstat(%s): %v; want the socket file removed", sock, err)
@@ -92,11 +93,11 @@ func TestHelp(t *testing.T) {
 
 	for _, arg := range []string{"--help", "-h"} {
 		t.Run(arg, func(t *testing.T) {
-			p := start(t, socketDir(t), arg)
-			if code := p.wait(t); code != 0 {
+			p := start(t, testenv.SocketDir(t), arg)
+			if code := p.WaitExit(t); code != 0 {
 				t.Errorf("exit status %d; want 0", code)
 			}
-			help := p.stderr.String()
+			help := p.Stderr.String()
 			for _, w := range want {
 				if !strings.Contains(help, w) {
 					t.Errorf("help lacks %q:\n%s", w, help)
@@ -129,10 +130,10 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"./x.sock"}, `unexpected argument "./x.sock"`},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			dir := socketDir(t)
+			dir := testenv.SocketDir(t)
 			p := start(t, dir, tt.args...)
-			code := p.wait(t)
-			stderr := p.stderr.String()
+			code := p.WaitExit(t)
+			stderr := p.Stderr.String()
 			if code != 2 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("pflag %q: exit status %d, stderr:\n%s\nwant status 2 and %q", tt.args, code, stderr, tt.want)
 			}
@@ -149,7 +150,7 @@ func TestBadFlags(t *testing.T) {
 // TestListenFails checks that an address or option Listen refuses exits
 // with status 1, closing what was already opened.
 func TestListenFails(t *testing.T) {
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testenv.FreePort(t))
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -160,10 +161,10 @@ func TestListenFails(t *testing.T) {
 		{"negative buffer size", []string{"--listen", "./x.sock", "--recv-buffer-size=-1"}, "option recv_buffer_size is -1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := socketDir(t)
+			dir := testenv.SocketDir(t)
 			p := start(t, dir, tt.args...)
-			if code := p.wait(t); code != 1 || !strings.Contains(p.stderr.String(), tt.want) {
-				t.Errorf("pflag %q: exit status %d, stderr:\n%s\nwant status 1 and %q", tt.args, code, p.stderr.String(), tt.want)
+			if code := p.WaitExit(t); code != 1 || !strings.Contains(p.Stderr.String(), tt.want) {
+				t.Errorf("pflag %q: exit status %d, stderr:\n%s\nwant status 1 and %q", tt.args, code, p.Stderr.String(), tt.want)
 			}
 			if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 				t.Errorf("left behind in the working directory: %v, %v", entries, err)
