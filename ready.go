@@ -12,7 +12,11 @@ import (
 // process that handed it its listeners (Upgrader.Upgrade waits for this),
 // and systemd, through sd_notify, with READY=1 and MAINPID, so that a
 // Type=notify service follows a successor (which needs NotifyAccess=all).
-// Call it once every Listen is done and the listeners are served. Where
+// Call it once every Listen is done, best just before serving: connections
+// wait in the kernel's queue meanwhile, and a successor that an Upgrader
+// gives up on has then accepted none. After it, this process owns the
+// UNIX socket files it took over, and closes handed-over sockets it did
+// not take. Where
 // nobody waits (no Upgrader started this process, no NOTIFY_SOCKET), it
 // does nothing. Calling it again does nothing more than tell systemd again.
 func Ready() error {

@@ -40,6 +40,14 @@ var inherited struct {
 	env     sdEnv
 	mu      sync.Mutex
 	claimed map[int]string // fd -> the address that took it
+	// toOwn are the UNIX listeners taken over from an Upgrader, whose
+	// socket files this process removes once it has said Ready.
+	toOwn []ownedFile
+}
+
+type ownedFile struct {
+	ln   net.Listener
+	path string
 }
 
 // sdEnv is what the environment said.
@@ -99,7 +107,9 @@ func readSDEnv(pid int) sdEnv {
 		}
 		// The ready pipe of an Upgrader follows the sockets; it is only
 		// trusted with a LISTEN_PID that names this process.
-		if fd, err := strconv.Atoi(readyStr); err == nil && fd == listenFDsStart+e.n {
+		var st unix.Stat_t
+		if fd, err := strconv.Atoi(readyStr); err == nil && fd == listenFDsStart+e.n &&
+			unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
 			unix.CloseOnExec(fd)
 			e.readyFD = fd
 		}
@@ -308,12 +318,45 @@ func adoptHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 	defer inherited.mu.Unlock()
 	ln, err := claimLocked(pick, a, o)
 	if err == nil && a.kind == KindUnix {
-		// The predecessor removed its socket file when it stopped for
-		// good; its successor does so now, unlike for sockets systemd
-		// passes (which it created and removes).
-		ownSocketFile(ln, a.str)
+		// The predecessor removes its socket file when it stops for good;
+		// its successor does once it has said Ready, and not before: a
+		// successor that fails must not take the file from under the
+		// predecessor, which serves on.
+		inherited.toOwn = append(inherited.toOwn, ownedFile{ln, a.str})
 	}
 	return ln, err
+}
+
+// readyToParent tells the process that handed this one its listeners that
+// it is ready, if one did. Then this process owns the socket files it took
+// over, and closes the sockets it was handed but did not take (an address
+// its new configuration dropped), so that their clients are refused
+// rather than left waiting.
+func readyToParent() error {
+	inheritedEnv()
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	e := &inherited.env
+	if e.readyFD < 0 {
+		return nil
+	}
+	f := os.NewFile(uintptr(e.readyFD), "ready")
+	e.readyFD = -1
+	_, err := f.WriteString(readyMessage)
+	if err = errors.Join(err, f.Close()); err != nil {
+		return fmt.Errorf("anylisten: telling the predecessor it is ready: %w", err)
+	}
+	for _, o := range inherited.toOwn {
+		ownSocketFile(o.ln, o.path)
+	}
+	inherited.toOwn = nil
+	for fd := listenFDsStart; fd < listenFDsStart+e.n; fd++ {
+		if _, taken := inherited.claimed[fd]; !taken {
+			unix.Close(fd)
+			inherited.claimed[fd] = "nothing: closed after Ready"
+		}
+	}
+	return nil
 }
 
 // ownSocketFile makes Close of the UNIX listener ln remove the socket file

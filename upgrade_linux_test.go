@@ -115,7 +115,7 @@ func TestUpgradeFailures(t *testing.T) {
 		want string
 	}{
 		{"exits", "/bin/sh", []string{"-c", "exit 3"}, "exited before it was ready (exit status 3); this process keeps serving"},
-		{"hangs", "/bin/sleep", []string{"30"}, "was killed: it was not ready within 200ms; this process keeps serving"},
+		{"hangs", "/bin/sleep", []string{"30"}, "was stopped: it was not ready within 200ms; this process keeps serving"},
 		{"missing", "/nonexistent/program", nil, "exited before it was ready (exit status 127)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,4 +192,30 @@ func TestHandoverName(t *testing.T) {
 			t.Errorf("handoverName(%s) = %q is no valid systemd name: %s", in, handoverName(a), reason)
 		}
 	}
+}
+
+// A successor that takes the UNIX socket over and then fails (here: its
+// next address is taken) must leave the socket file to the predecessor,
+// which serves on.
+func TestUpgradeFailedSuccessorKeepsSocketFile(t *testing.T) {
+	checkNoFDLeak(t)
+	path := filepath.Join(testenv.SocketDir(t), "keep.sock")
+	busy := listenT(t, "127.0.0.1:0", nil)
+	var u Upgrader
+	ln, err := u.Listen(context.Background(), MustParseAddress("unix:"+path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	u.Path = os.Args[0]
+	u.Args = []string{}
+	u.Env = append(os.Environ(), childEnv("unix:"+path+","+busy.Addr().String(), "", 1)...)
+	u.Env = append(u.Env, "ANYLISTEN_TEST_READY=1")
+	if _, err := u.Upgrade(context.Background()); err == nil || !strings.Contains(err.Error(), "exited before it was ready (exit status 3)") {
+		t.Fatalf("Upgrade = %v, want the successor's exit", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the failed successor removed the socket file: %v", err)
+	}
+	roundTrip(t, ln)
 }

@@ -106,9 +106,16 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	fail := func(why error) (int, error) {
-		cmd.Process.Kill()
-		<-exited
-		return 0, fmt.Errorf("anylisten: the successor (pid %d) was killed: %w; this process keeps serving", cmd.Process.Pid, why)
+		// SIGTERM first: a successor that serves already finishes the
+		// connections it took from the shared queue.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(killGrace):
+			cmd.Process.Kill()
+			<-exited
+		}
+		return 0, fmt.Errorf("anylisten: the successor (pid %d) was stopped: %w; this process keeps serving", cmd.Process.Pid, why)
 	}
 	select {
 	case err := <-ready:
@@ -129,6 +136,10 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 		return fail(ctx.Err())
 	}
 }
+
+// killGrace is how long a failed successor has to stop after SIGTERM
+// before it is killed.
+const killGrace = 2 * time.Second
 
 // readyMessage is what a successor writes on its ready pipe.
 const readyMessage = "ready\n"
@@ -165,17 +176,4 @@ func listenerFiles(ln net.Listener) ([]*os.File, error) {
 		return []*os.File{os.NewFile(uintptr(nfd), ln.Addr().String())}, nil
 	}
 	return nil, fmt.Errorf("a %T cannot be handed over", ln)
-}
-
-// readyToParent tells the process that handed this one its listeners that
-// it is ready, if one did.
-func readyToParent() error {
-	e := inheritedEnv()
-	if e.readyFD < 0 {
-		return nil
-	}
-	f := os.NewFile(uintptr(e.readyFD), "ready")
-	e.readyFD = -1
-	_, err := f.WriteString(readyMessage)
-	return errors.Join(err, f.Close())
 }

@@ -99,7 +99,9 @@ func (d *Drainer) Open() int {
 //  4. it shuts the server down.
 //
 // If ctx is done first, the remaining connections are closed at once and
-// Drain returns ctx's error. An idle keep-alive connection that a client
+// Drain returns ctx's error. HTTP/2 connections are not closed by turning
+// keep-alives off (golang/go#26303): with them, Drain waits until ctx is
+// done; give it a short one, or rely on Shutdown's GOAWAY. An idle keep-alive connection that a client
 // reuses just as step 2 closes it fails on the client's side; Go's
 // http.Transport retries such a request when it is idempotent (GET, HEAD,
 // or with an idempotency key).
@@ -131,6 +133,9 @@ func (d *Drainer) Drain(ctx context.Context) error {
 			d.srv.Close()
 			return errors.Join(append(errs, ctx.Err())...)
 		case <-tick.C:
+			// Again, as Shutdown does: a connection that has sent nothing
+			// for 5 s counts as idle now, and is closed.
+			d.srv.SetKeepAlivesEnabled(false)
 		}
 	}
 	errs = append(errs, d.srv.Shutdown(ctx))

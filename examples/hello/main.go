@@ -150,11 +150,14 @@ func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string, re
 		io.WriteString(w, text)
 	})}
 	drainer := httpdrain.New(srv)
-	served := make(chan error, 1)
-	go func() { served <- drainer.Serve(ln) }()
+	// Ready before serving: a predecessor that finds this process not
+	// ready in time stops it, and connections it had accepted would go
+	// with it; until Serve, they wait in the kernel's queue.
 	if err := anylisten.Ready(); err != nil {
 		log.Print(err)
 	}
+	served := make(chan error, 1)
+	go func() { served <- drainer.Serve(ln) }()
 
 	for {
 		select {
