@@ -111,9 +111,17 @@ func (zeros) Read(b []byte) (int, error) {
 // kernel did the copying: a connection from Listen keeps package net's
 // sendfile and splice paths, which a wrapped connection would lose.
 func TestSendfileAndSplice(t *testing.T) {
-	var c net.Conn = &net.TCPConn{}
+	// The connection Accept returns must be the kernel's own, with package
+	// net's ReadFrom (sendfile, splice) and WriteTo (splice).
+	c := roundTrip(t, listenT(t, "127.0.0.1:0", nil))
+	if _, ok := c.(*net.TCPConn); !ok {
+		t.Fatalf("Accept returned %T, want *net.TCPConn", c)
+	}
 	if _, ok := c.(io.ReaderFrom); !ok {
-		t.Fatal("*net.TCPConn has no ReadFrom")
+		t.Fatalf("%T has no ReadFrom", c)
+	}
+	if _, ok := c.(io.WriterTo); !ok {
+		t.Fatalf("%T has no WriteTo", c)
 	}
 	strace := testenv.NeedTool(t, "strace")
 	out := filepath.Join(t.TempDir(), "strace.txt")
