@@ -30,6 +30,7 @@ import (
 //	ANYLISTEN_TEST_CONNS  connections to serve before exiting (default 1);
 //	                      0 serves until Accept fails, -1 exits at once
 //	ANYLISTEN_TEST_READY  if set, call Ready once listening
+//	ANYLISTEN_TEST_CLOEXEC an fd whose close-on-exec flag to print once listening
 //
 // It prints "LISTENER TYPE ADDR" on stderr for each listener. For each
 // connection it writes one line, "CONN LISTENER LOCAL REMOTE
@@ -115,6 +116,11 @@ func childMain() int {
 	}
 	for _, ln := range lns {
 		fmt.Fprintf(os.Stderr, "LISTENER %T %s\n", ln, ln.Addr())
+	}
+	if s := os.Getenv("ANYLISTEN_TEST_CLOEXEC"); s != "" {
+		fd, _ := strconv.Atoi(s)
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		fmt.Fprintf(os.Stderr, "CLOEXEC %d=%v (%v)\n", fd, err == nil && flags&unix.FD_CLOEXEC != 0, err)
 	}
 	if os.Getenv("ANYLISTEN_TEST_READY") != "" {
 		if err := Ready(); err != nil {

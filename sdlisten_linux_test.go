@@ -432,3 +432,19 @@ func TestSystemdErrorsUnderTool(t *testing.T) {
 		}
 	})
 }
+
+// Inherited sockets that a Listen did not take are close-on-exec, so that
+// programs this one starts do not inherit them (systemd-socket-activate
+// passes them without the flag).
+func TestSystemdUnclaimedCloseOnExec(t *testing.T) {
+	p1, p2 := freePort(t), freePort(t)
+	c := activate(t, 2, []string{"-l", "127.0.0.1:" + p1, "-l", "127.0.0.1:" + p2, "--fdname=a:b", "-E", "ANYLISTEN_TEST_CLOEXEC=4"},
+		"sd-listen:a", "", 1)
+	ask(t, "tcp", "127.0.0.1:"+p1)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+	if !strings.Contains(c.stderr.String(), "CLOEXEC 4=true") {
+		t.Errorf("the unclaimed fd 4 is not close-on-exec; stderr:\n%s", c.stderr)
+	}
+}
