@@ -82,8 +82,11 @@ func startPoller() {
 }
 
 func childMain() int {
-	if os.Getenv("ANYLISTEN_TEST_CHILD") == "copy" {
+	switch os.Getenv("ANYLISTEN_TEST_CHILD") {
+	case "copy":
 		return copyChild()
+	case "attack":
+		return attackChild()
 	}
 	var opts Options
 	if s := os.Getenv("ANYLISTEN_TEST_OPTS"); s != "" {

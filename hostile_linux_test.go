@@ -137,10 +137,10 @@ func TestHostileAddresses(t *testing.T) {
 		{name: "abstract name with NUL", in: "@a\x00b",
 			want: `anylisten: invalid listen address "@a\x00b": UNIX socket abstract name contains a NUL byte`},
 		{name: "missing directory", in: "{dir}/nodir/x.sock",
-			want: "listen unix {dir}/nodir/x.sock: bind: no such file or directory", is: fs.ErrNotExist},
+			want: "listen unix {dir}/nodir/x.sock: the directory {dir}/nodir does not exist", is: fs.ErrNotExist},
 		{name: "parent is a regular file", in: "{dir}/file/x.sock",
 			setup: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "file"), "precious") },
-			want:  "listen unix {dir}/file/x.sock: bind: not a directory", is: syscall.ENOTDIR},
+			want:  "listen unix {dir}/file/x.sock: {dir}/file is not a directory", is: syscall.ENOTDIR},
 		// A directory given with a trailing slash.
 		{name: "directory with trailing slash", in: "{dir}/",
 			want: `anylisten: invalid listen address "{dir}/": a UNIX socket path ends in a file name, not in /`},
@@ -602,7 +602,7 @@ func TestHostileUnprivileged(t *testing.T) {
 	}{
 		{name: "control: nobody's own directory", hostileChildCase: hostileChildCase{Addr: rw + "/x.sock"}},
 		{name: "directory without write permission", hostileChildCase: hostileChildCase{Addr: ro + "/x.sock"},
-			want: "listen unix " + ro + "/x.sock: bind: permission denied", permission: true},
+			want: "listen unix " + ro + "/x.sock: cannot create files in the directory " + ro + " (the socket is made in a private directory there first): permission denied", permission: true},
 		{name: "directory without search permission", hostileChildCase: hostileChildCase{Addr: private + "/x.sock"},
 			want: "listen unix " + private + "/x.sock: lstat " + private + "/x.sock: permission denied", permission: true},
 		// The socket file is removed again after the failed chown.
@@ -615,9 +615,9 @@ func TestHostileUnprivileged(t *testing.T) {
 		{name: "unconnectable stale socket with unlink", hostileChildCase: hostileChildCase{Addr: ro + "/stale-0700.sock", Opts: Options{UnixListenUnlink: true}},
 			want: "listen unix " + ro + "/stale-0700.sock: cannot tell whether the socket file at this path is stale: connect: permission denied", permission: true},
 		// A stale socket in a directory nobody may write to: it cannot be
-		// removed, and stays.
+		// replaced, and stays.
 		{name: "stale socket in a read-only directory with unlink", hostileChildCase: hostileChildCase{Addr: ro + "/stale-0777.sock", Opts: Options{UnixListenUnlink: true}},
-			want: "listen unix " + ro + "/stale-0777.sock: remove stale socket " + ro + "/stale-0777.sock: permission denied", permission: true},
+			want: "listen unix " + ro + "/stale-0777.sock: cannot create files in the directory " + ro + " (the socket is made in a private directory there first): permission denied", permission: true},
 	}
 	var in []hostileChildCase
 	for _, c := range cases {

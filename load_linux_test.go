@@ -403,5 +403,5 @@ func loadAddrKey(v any) string {
 	if !ok || a == nil {
 		return ""
 	}
-	return a.Network() + " " + a.String()
+	return a.Network() + " " + boundPath(a.String())
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/anylisten/anylisten/internal/sockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -261,6 +261,17 @@ func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
 // used as its creator made it: options that shape a new socket (mode,
 // owner, SO_REUSEPORT, IPV6_V6ONLY, backlog) are not applied.
 func adoptInherited(ctx context.Context, a Address, o *Options) (net.Listener, error) {
+	ln, err := adoptInheritedFD(ctx, a, o)
+	if ul, ok := ln.(*UnixListener); ok && a.kind == KindUnix {
+		// The kernel's name for the socket may be the private directory
+		// the predecessor bound it in; its address is the path.
+		ul.addr = &net.UnixAddr{Name: a.str, Net: "unix"}
+	}
+	return ln, err
+}
+
+// adoptInheritedFD is adoptInherited, but for the listener's address.
+func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener, error) {
 	e := inheritedEnv()
 	if e.err != nil {
 		return nil, nil
@@ -366,12 +377,9 @@ func ownSocketFile(ln net.Listener, path string) {
 	if !ok {
 		return
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return
-	}
-	if fi, err := os.Lstat(abs); err == nil && fi.Mode().Type() == fs.ModeSocket {
-		ul.path, ul.file, ul.unlink = abs, fi, true
+	if f, err := sockfile.Adopt(path); err == nil {
+		ul.file.Close()
+		ul.file, ul.unlink = f, true
 	}
 }
 

@@ -2,8 +2,9 @@ package anylisten
 
 import (
 	"net"
-	"os"
 	"sync"
+
+	"github.com/anylisten/anylisten/internal/sockfile"
 )
 
 // UnixListener is the listener Listen returns for a UNIX socket path or a
@@ -17,11 +18,23 @@ import (
 type UnixListener struct {
 	*net.UnixListener
 
-	path       string      // absolute path of the socket file; "" for abstract sockets
-	file       os.FileInfo // the socket file as bound, to recognise it at Close
-	unlink     bool        // remove the socket file on Close
+	addr       *net.UnixAddr  // the socket path; nil: the kernel's name (abstract and inherited sockets)
+	file       *sockfile.File // the socket file; nil for abstract sockets
+	unlink     bool           // remove the socket file on Close
 	unlinkOnce sync.Once
 	opts       *Options // non-nil when accepted conns need buffer sizes
+}
+
+// Addr returns the listener's address: the socket path as given to
+// Listen, or the abstract @name. (The kernel's own name for a socket made
+// at a path, which getsockname, a peer's RemoteAddr and the LocalAddr of
+// accepted connections report, is the private directory it was bound in
+// before it was moved into place; see README's "UNIX socket safety".)
+func (l *UnixListener) Addr() net.Addr {
+	if l.addr != nil {
+		return l.addr
+	}
+	return l.UnixListener.Addr()
 }
 
 // Accept waits for and returns the next connection, a *net.UnixConn.
@@ -38,8 +51,14 @@ func (l *UnixListener) Accept() (net.Conn, error) {
 // as with TCP keep-alive in package net: the connection is still good).
 func (l *UnixListener) AcceptUnix() (*net.UnixConn, error) {
 	c, err := l.UnixListener.AcceptUnix()
-	if err != nil || l.opts == nil {
-		return c, err
+	if err != nil {
+		if oe, ok := err.(*net.OpError); ok && l.addr != nil {
+			oe.Addr = l.addr // the path, not the private directory it was bound in
+		}
+		return nil, err
+	}
+	if l.opts == nil {
+		return c, nil
 	}
 	if rc, rerr := c.SyscallConn(); rerr == nil {
 		_ = rawControl(rc, func(fd uintptr) error { return setBuffers(fd, l.opts) })
@@ -49,13 +68,15 @@ func (l *UnixListener) AcceptUnix() (*net.UnixConn, error) {
 
 // Close stops listening and, for a socket path, removes the socket file if
 // it is still the file this listener bound (a newer server's socket at the
-// same path is left alone) and SetUnlinkOnClose has not turned that off.
-// Connections already accepted are not affected.
+// same path, or any other file put there, is left alone) and
+// SetUnlinkOnClose has not turned that off. Connections already accepted
+// are not affected.
 func (l *UnixListener) Close() error {
 	l.unlinkOnce.Do(func() {
-		if l.unlink && l.path != "" {
-			removeIfSame(l.path, l.file)
+		if l.unlink {
+			l.file.Remove()
 		}
+		l.file.Close()
 	})
 	return l.UnixListener.Close()
 }
@@ -65,15 +86,6 @@ func (l *UnixListener) Close() error {
 // concurrently with Close.
 func (l *UnixListener) SetUnlinkOnClose(unlink bool) {
 	l.unlink = unlink
-}
-
-// removeIfSame removes path if it is still the file described by fi.
-func removeIfSame(path string, fi os.FileInfo) bool {
-	cur, err := os.Lstat(path)
-	if err != nil || fi == nil || !os.SameFile(cur, fi) {
-		return false
-	}
-	return os.Remove(path) == nil
 }
 
 // bufferOpts returns o if accepted connections need its buffer sizes.

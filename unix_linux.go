@@ -1,13 +1,40 @@
 package anylisten
 
-import "net"
+import (
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // maxSunPath is the longest socket path or abstract name that fits into
 // Linux's 108-byte sun_path with its NUL.
 const maxSunPath = 107
 
 // listenAbstract listens on the Linux abstract socket @name, which lives in
-// the network namespace, not the file system: nothing to chmod or unlink.
-func listenAbstract(name string, o *Options) (net.Listener, error) {
-	return bindUnix("@"+name, o, "")
+// the network namespace, not the file system: there is no file to place,
+// chmod, chown or unlink, and bind itself refuses a name in use, so of two
+// servers starting at once exactly one gets it.
+func listenAbstract(name string, o *Options) (_ net.Listener, err error) {
+	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_STREAM)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	// package syscall's sockaddr takes an abstract name of the full 107
+	// bytes; x/sys/unix's stops one short.
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: "@" + name}); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("bind", err)
+	}
+	if err := listenFD(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ul, err := fileUnixListener(fd, "@"+name)
+	if err != nil {
+		return nil, err
+	}
+	ul.opts = bufferOpts(o)
+	return ul, nil
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/anylisten/anylisten/internal/testenv"
-	"golang.org/x/sys/unix"
 )
 
 // staleSocket leaves a socket file at path that nobody accepts on, as a
@@ -307,52 +306,4 @@ func chdir(t testing.TB, dir string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chdir(wd) })
-}
-
-// removeProbed removes only the socket that was probed: a file swapped in
-// between the probe and the removal stays, under its name.
-func TestRemoveProbedRace(t *testing.T) {
-	dir := testenv.SocketDir(t)
-	path := filepath.Join(dir, "race.sock")
-	staleSocket(t, path)
-	var probed unix.Stat_t
-	if err := unix.Lstat(path, &probed); err != nil {
-		t.Fatal(err)
-	}
-	dfd, err := unix.Open(dir, openDirFlags, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(dfd)
-
-	// The swap: the socket goes, a precious file takes its name.
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	err = removeProbed(dfd, "race.sock", path, &probed)
-	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "changed while it was checked") {
-		t.Errorf("removeProbed after a swap = %v", err)
-	}
-	if b, err := os.ReadFile(path); err != nil || string(b) != "precious" {
-		t.Errorf("the swapped-in file: %q, %v", b, err)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
-		t.Errorf("the directory holds %d entries, want only race.sock: %v", len(ents), ents)
-	}
-
-	// Without a swap, the probed socket goes.
-	os.Remove(path)
-	staleSocket(t, path)
-	if err := unix.Lstat(path, &probed); err != nil {
-		t.Fatal(err)
-	}
-	if err := removeProbed(dfd, "race.sock", path, &probed); err != nil {
-		t.Fatal(err)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("the directory still holds %v", ents)
-	}
 }

@@ -1,0 +1,85 @@
+// Package sockfile makes, takes over and removes the files of UNIX
+// sockets bound to a path, so that nobody else who can write the
+// directory can redirect, widen or delete anything through them.
+//
+// A socket file appears at its path only when it is complete. The socket
+// is bound in a private directory (mode 0700, made in the directory of the
+// path, so on the same file system, and named .anylisten-*), given its
+// owner and mode there, where nobody else can reach or swap it, made to
+// listen, and only then moved to the path, by a rename that never replaces
+// anything. So a connect that finds the file finds a listening socket
+// with its final rights, and of two servers starting at once exactly one
+// gets the path.
+//
+// Every later step works through the directory opened once: what is at
+// the path is looked at with fstatat, and a file is removed (a stale
+// socket before bind, the socket itself on Close) by first moving it into
+// a fresh private directory, where it cannot be swapped, then checking
+// that it is the very inode meant, and only then unlinking it; anything
+// else is moved back without replacing what took its place meanwhile.
+// Owner and mode are set relative to the private directory and never
+// follow a symbolic link.
+//
+// The rename that cannot replace is renameat2(RENAME_NOREPLACE) on Linux,
+// renameatx_np(RENAME_EXCL) on macOS, and link plus unlink on the BSDs
+// and where the others are missing; Solaris, illumos and AIX have none
+// of these, and check before a plain rename (a file that appears at the
+// path in between is replaced).
+package sockfile
+
+import (
+	"syscall"
+)
+
+// Options say how Create makes a socket file.
+type Options struct {
+	// Mode is the file's permission bits; 0 keeps those bind gave it
+	// (0777 less the umask).
+	Mode uint32
+	// UID and GID are its owner and group; -1 keeps them.
+	UID, GID int
+	// RemoveStale replaces a stale socket at the path (one that nobody
+	// accepts on); without it, such a socket is an error.
+	RemoveStale bool
+	// UnlinkOption names the option that sets RemoveStale, for errors.
+	UnlinkOption string
+}
+
+// File is a socket file: the directory it is in, opened once, its name
+// there, and the inode it is, so that Remove removes it and nothing else.
+type File struct {
+	dir      int    // the directory, opened once
+	name     string // the file's name in dir
+	path     string // the path as given, for errors
+	dev, ino uint64 // the socket file's identity
+}
+
+// Path returns the path of the file, as given to Create or Adopt.
+func (f *File) Path() string { return f.path }
+
+// Remove removes the socket file if it is still at its path; a file that
+// is not this socket is left where it is (or, if another file took its
+// place while it was checked, in a private directory the error names).
+// It is a no-op on a nil File.
+func (f *File) Remove() error {
+	if f == nil {
+		return nil
+	}
+	return f.remove()
+}
+
+// Close releases the directory; the file stays. It is a no-op on a nil
+// File.
+func (f *File) Close() error {
+	if f == nil {
+		return nil
+	}
+	return f.close()
+}
+
+// InUseError says why a socket path cannot be bound: something is already
+// there. It unwraps to EADDRINUSE, what bind would have said.
+type InUseError struct{ Why string }
+
+func (e *InUseError) Error() string { return "bind: address already in use: " + e.Why }
+func (e *InUseError) Unwrap() error { return syscall.EADDRINUSE }

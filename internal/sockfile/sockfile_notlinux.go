@@ -1,0 +1,12 @@
+//go:build unix && !linux
+
+package sockfile
+
+import "golang.org/x/sys/unix"
+
+// openDirFlags opens a directory to work relative to it.
+const openDirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+
+// viaFD reports that this system cannot resolve a name through a
+// directory fd: bind and connect take the path.
+func viaFD(dir int, name string) (string, bool) { return "", false }

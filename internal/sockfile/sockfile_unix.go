@@ -1,0 +1,424 @@
+//go:build unix
+
+package sockfile
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// privatePrefix starts the name of every private directory, so that a
+// leftover (after a crash in the middle of Create or Remove) cannot be
+// mistaken for anything else.
+const privatePrefix = ".anylisten-"
+
+// maxSunPath is the longest path bind takes (sun_path less its NUL).
+var maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
+
+// Create binds the unbound UNIX socket fd to path so that the file appears
+// there only when it is complete (see the package doc): bound in a
+// private directory, given the owner and mode of o, made ready by ready
+// (called with the name the socket was bound to; for a stream socket it
+// calls listen), and moved to path without replacing anything. A stale
+// socket at path is replaced only with o.RemoveStale; anything else there
+// is an *InUseError that says what it is.
+//
+// On error nothing is left behind, and fd is the caller's to close. On
+// success the File holds the directory open until Close.
+func Create(path string, fd int, o Options, ready func(bound string) error) (_ *File, err error) {
+	dir, dirPath, base, err := openParent(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(dir)
+		}
+	}()
+	// Fail before making anything when the path is plainly taken.
+	if err := checkPath(dir, base, path, o); err != nil && !errors.Is(err, errStale) {
+		return nil, err
+	}
+	p, err := makePrivate(dir, dirPath)
+	if err != nil {
+		return nil, err
+	}
+	defer p.remove()
+	bound, inner, err := p.via(base)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: bound}); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(p.fd, inner, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("the socket was bound to %s, which is not in the private directory %s any more (moved by another process?)", bound, p.path)
+	}
+	p.ours = append(p.ours, inner)
+	if err := setOwnerMode(p.fd, inner, path, o); err != nil {
+		return nil, err
+	}
+	if ready != nil {
+		if err := ready(bound); err != nil {
+			return nil, err
+		}
+	}
+	if err := place(dir, inner, base, path, p, o); err != nil {
+		return nil, err
+	}
+	p.ours = p.ours[:0]
+	return &File{dir: dir, name: base, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+}
+
+// Adopt returns the socket file at path, to be removed later by Remove:
+// for a socket this process was handed rather than bound. It is an error
+// if what is at path is not a socket.
+func Adopt(path string) (*File, error) {
+	dir, _, base, err := openParent(path)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Close(dir)
+		return nil, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		unix.Close(dir)
+		return nil, fmt.Errorf("%s is %s, not a socket", path, fileKind(uint32(st.Mode)))
+	}
+	return &File{dir: dir, name: base, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+}
+
+func (f *File) remove() error {
+	p, err := makePrivate(f.dir, filepath.Dir(f.path))
+	if err != nil {
+		return err
+	}
+	defer p.remove()
+	_, err = removeIfSame(f.dir, f.name, f.path, f.dev, f.ino, p)
+	return err
+}
+
+func (f *File) close() error {
+	if f.dir < 0 {
+		return nil
+	}
+	err := unix.Close(f.dir)
+	f.dir = -1
+	return err
+}
+
+// openParent opens the directory of path once, to work relative to it,
+// and returns it, its path and the name of path in it.
+func openParent(path string) (dir int, dirPath, base string, err error) {
+	dirPath, base = filepath.Split(path)
+	if dirPath == "" {
+		dirPath = "."
+	}
+	dir, err = openDir(dirPath)
+	return dir, dirPath, base, err
+}
+
+// openDir opens the directory path, to work relative to it.
+func openDir(path string) (int, error) {
+	fd, err := unix.Open(path, openDirFlags, 0)
+	switch err {
+	case nil:
+		return fd, nil
+	case unix.ENOENT:
+		return -1, &dirError{"the directory " + filepath.Clean(path) + " does not exist", err}
+	case unix.ENOTDIR:
+		return -1, &dirError{filepath.Clean(path) + " is not a directory", err}
+	}
+	return -1, &dirError{"cannot open the directory " + filepath.Clean(path), err}
+}
+
+// dirError is an error about the directory of a socket path: what is
+// wrong, and the errno, which it unwraps to (so that errors.Is(err,
+// fs.ErrNotExist) and fs.ErrPermission work).
+type dirError struct {
+	msg string
+	err error
+}
+
+func (e *dirError) Error() string {
+	if e.err == unix.ENOENT || e.err == unix.ENOTDIR {
+		return e.msg // says it all
+	}
+	return e.msg + ": " + e.err.Error()
+}
+
+func (e *dirError) Unwrap() error { return e.err }
+
+// errStale is what checkPath says of a stale socket it may replace.
+var errStale = errors.New("stale socket")
+
+// checkPath looks at what is at base in dir: nothing (nil), a stale socket
+// that o allows to replace (errStale), or an *InUseError that says what is
+// in the way: a live server's socket, a stale one without RemoveStale, or
+// a file that is not a socket.
+func checkPath(dir int, base, path string, o Options) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return judge(dir, base, path, &st, o)
+}
+
+// judge says what checkPath says of the file st at base in dir.
+func judge(dir int, base, path string, st *unix.Stat_t, o Options) error {
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return &InUseError{fileKind(uint32(st.Mode)) + " is at this path; only a stale socket file is ever removed, so it is left alone: choose another path"}
+	}
+	live, err := probe(dir, base, path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot tell whether the socket file at this path is stale: %w", err)
+	case live:
+		return &InUseError{"a live server accepts connections on this socket; it is not taken over"}
+	case !o.RemoveStale:
+		return &InUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, or set " + o.UnlinkOption + " to have it removed"}
+	}
+	return errStale
+}
+
+// place moves the ready socket inner from the private directory p to base
+// in dir without replacing anything. If something is there, it is judged:
+// a stale socket that may go is removed (if it is still the one judged)
+// and the move tried again, a few times at most; anything else is the
+// error that judge gives.
+func place(dir int, inner, base, path string, p *private, o Options) error {
+	for range 3 {
+		err := renameNoReplace(p.fd, inner, dir, base)
+		if err == nil {
+			return nil
+		}
+		if err != unix.EEXIST {
+			return &os.PathError{Op: "rename into place", Path: path, Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue // gone meanwhile
+			}
+			return &os.PathError{Op: "lstat", Path: path, Err: err}
+		}
+		if err := judge(dir, base, path, &st, o); !errors.Is(err, errStale) {
+			return err
+		}
+		if _, err := removeIfSame(dir, base, path, uint64(st.Dev), uint64(st.Ino), p); err != nil {
+			return err
+		}
+	}
+	return &InUseError{"the file at this path kept changing while it was checked; it is left alone"}
+}
+
+// removeIfSame removes the file base in dir if it is the socket dev/ino.
+// unlink has no "only if it is this inode", so the file is first moved
+// into the private directory p, where nobody else can touch it, then
+// checked, and removed only if it is that socket; anything else is moved
+// back under its name, which fails rather than replace a file put there
+// meanwhile (then the error says where it is).
+func removeIfSame(dir int, base, path string, dev, ino uint64, p *private) (removed bool, err error) {
+	aside := base + ".aside"
+	if err := unix.Renameat(dir, base, p.fd, aside); err != nil {
+		if err == unix.ENOENT {
+			return false, nil // removed meanwhile
+		}
+		return false, &os.PathError{Op: "move aside", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	err = unix.Fstatat(p.fd, aside, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && uint64(st.Dev) == dev && uint64(st.Ino) == ino && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+		if err := unix.Unlinkat(p.fd, aside, 0); err != nil {
+			return false, &os.PathError{Op: "remove", Path: path, Err: err}
+		}
+		return true, nil
+	}
+	if err := renameNoReplace(p.fd, aside, dir, base); err != nil {
+		p.kept = true
+		return false, &InUseError{"the file at this path changed while it was checked, and another took its place when it was to be put back: it is at " +
+			filepath.Join(p.path, aside)}
+	}
+	return false, nil
+}
+
+// private is a private directory: made by this process, mode 0700, in the
+// directory of a socket path, so that what is in it is out of everybody
+// else's reach.
+type private struct {
+	parent   int      // the directory it is in
+	name     string   // its name there
+	path     string   // its path, for errors
+	fd       int      // the private directory itself
+	dev, ino uint64   // its identity
+	ours     []string // names of files of ours in it, removed with it
+	kept     bool     // it holds a file not ours: keep it
+	shared   bool     // other users can rename what is in the parent
+}
+
+// makePrivate makes a new private directory in the directory parent,
+// whose path is parentPath.
+func makePrivate(parent int, parentPath string) (*private, error) {
+	for range 8 {
+		// 8 base-36 digits, always 8, so that the name's length is fixed.
+		const lo, hi = 36 * 36 * 36 * 36 * 36 * 36 * 36, 36 * 36 * 36 * 36 * 36 * 36 * 36 * 36
+		name := privatePrefix + strconv.FormatUint(lo+rand.Uint64N(hi-lo), 36)
+		path := filepath.Join(parentPath, name)
+		if err := unix.Mkdirat(parent, name, 0o700); err != nil {
+			if err == unix.EEXIST {
+				continue
+			}
+			return nil, &dirError{"cannot create files in the directory " + filepath.Clean(parentPath) +
+				" (the socket is made in a private directory there first)", err}
+		}
+		fd, err := unix.Openat(parent, name, openDirFlags|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR ||
+			int(st.Uid) != os.Geteuid() || st.Mode&0o077 != 0 {
+			unix.Close(fd)
+			return nil, fmt.Errorf("the private directory %s was replaced by another process before it was used", path)
+		}
+		var pst unix.Stat_t
+		shared := unix.Fstat(parent, &pst) != nil || othersRename(&pst)
+		return &private{parent: parent, name: name, path: path, fd: fd, dev: uint64(st.Dev), ino: uint64(st.Ino), shared: shared}, nil
+	}
+	return nil, fmt.Errorf("cannot make a private directory in %s: every name tried was taken", parentPath)
+}
+
+// othersRename reports whether users other than this process's (and
+// root) can rename entries of the directory st: it is theirs, or they may
+// write it and it has no sticky bit. (ACLs are not looked at.)
+func othersRename(st *unix.Stat_t) bool {
+	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
+		return true
+	}
+	return st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0
+}
+
+// remove removes the files of ours in p, and p itself if it is still
+// where it was made and holds nothing else.
+func (p *private) remove() {
+	for _, n := range p.ours {
+		unix.Unlinkat(p.fd, n, 0)
+	}
+	var st unix.Stat_t
+	if !p.kept && unix.Fstatat(p.parent, p.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		uint64(st.Dev) == p.dev && uint64(st.Ino) == p.ino {
+		unix.Unlinkat(p.parent, p.name, unix.AT_REMOVEDIR)
+	}
+	unix.Close(p.fd)
+}
+
+// via returns the name to bind a socket in p to, and its name in p: base
+// at its path, which is also the name the kernel reports for the socket
+// (getsockname, the LocalAddr of accepted connections), unique and
+// readable. Where other users can rename what is in the parent directory
+// (it is theirs, or writable by them without the sticky bit), one of them
+// could swap the private directory for a symbolic link between mkdir and
+// bind; there the name is resolved through p's fd instead, if the system
+// allows it (Linux: /proc/self/fd/N/NAME). Where a name is too long for
+// sun_path, the socket is called "s" in p; where even that is, it is an
+// error.
+func (p *private) via(base string) (bound, inner string, err error) {
+	fdOK := false
+	for _, inner := range []string{base, "s"} {
+		if !p.shared {
+			if name := filepath.Join(p.path, inner); len(name) <= maxSunPath {
+				return name, inner, nil
+			}
+		}
+		if name, ok := viaFD(p.fd, inner); ok {
+			fdOK = true
+			if len(name) <= maxSunPath {
+				return name, inner, nil
+			}
+		}
+	}
+	if p.shared && !fdOK {
+		if name := filepath.Join(p.path, base); len(name) <= maxSunPath {
+			return name, base, nil // the window above stays: see SECURITY.md
+		}
+	}
+	return "", "", fmt.Errorf("the socket is bound in a private directory first, %s, and that path is too long for sun_path (%d bytes): "+
+		"choose a path %d bytes shorter", p.path, maxSunPath, len(filepath.Join(p.path, "s"))-maxSunPath)
+}
+
+// setOwnerMode gives the file base in dir (a private directory) the owner
+// and mode of o, never following a symbolic link.
+func setOwnerMode(dir int, base, path string, o Options) error {
+	if o.UID >= 0 || o.GID >= 0 {
+		if err := unix.Fchownat(dir, base, o.UID, o.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "lchown", Path: path, Err: err}
+		}
+	}
+	if o.Mode != 0 {
+		// Nobody else can put a symbolic link into the private
+		// directory, and Linux's fchmodat takes no AT_SYMLINK_NOFOLLOW.
+		if err := unix.Fchmodat(dir, base, o.Mode, 0); err != nil {
+			return &os.PathError{Op: "chmod", Path: path, Err: err}
+		}
+	}
+	return nil
+}
+
+// probe reports whether a server accepts connections on the socket file
+// base in dir. A refused connect means the socket is stale; a connection
+// or a full backlog (EAGAIN) means it is live. The probe's connection is
+// closed at once: a live server sees one empty connection.
+func probe(dir int, base, path string) (bool, error) {
+	name, ok := viaFD(dir, base)
+	if !ok {
+		name = path
+	}
+	c, err := net.DialTimeout("unix", name, 5*time.Second)
+	if err == nil {
+		c.Close()
+		return true, nil
+	}
+	switch {
+	case errors.Is(err, unix.EAGAIN):
+		return true, nil
+	case errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.ENOENT):
+		return false, nil
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err
+	}
+	return false, err
+}
+
+// fileKind names the type of file mode m describes.
+func fileKind(m uint32) string {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case unix.S_IFIFO:
+		return "a named pipe"
+	case unix.S_IFCHR, unix.S_IFBLK:
+		return "a device"
+	}
+	return "a file that is not a socket"
+}
