@@ -54,6 +54,19 @@ func listenBoth(tb testing.TB, k benchKind, raw bool) net.Listener {
 	var ln net.Listener
 	var err error
 	switch {
+	case raw && k.name == "unix":
+		// anylisten binds in a private directory (.anylisten- and 8
+		// characters) and then moves the socket to its path; the kernel
+		// keeps the name it was bound to, and copies it into each
+		// accepted connection's LocalAddr. Package net gets a name as
+		// long, for the same cost per connection. (README's "UNIX socket
+		// safety" says what the longer name costs.)
+		dir, base := filepath.Split(address)
+		sub := filepath.Join(dir, ".raw-listener-xxxxx")
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			tb.Fatal(err)
+		}
+		ln, err = net.Listen(k.network, filepath.Join(sub, base))
 	case raw:
 		ln, err = net.Listen(k.network, address)
 	case k.name == "sd-listen":
@@ -341,4 +354,36 @@ func BenchmarkParseAddrPortBaseline(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkListenUnix measures Listen and Close of a UNIX socket path:
+// package net's against anylisten's, which binds in a private directory,
+// moves the socket into place and removes it through a private directory
+// again (see internal/sockfile).
+func BenchmarkListenUnix(b *testing.B) {
+	dir, err := os.MkdirTemp("", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "l.sock")
+	addr := MustParseAddress("unix:" + path)
+	b.Run("impl=raw", func(b *testing.B) {
+		for range b.N {
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ln.Close()
+		}
+	})
+	b.Run("impl=anylisten", func(b *testing.B) {
+		for range b.N {
+			ln, err := Listen(context.Background(), addr, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ln.Close()
+		}
+	})
 }
