@@ -59,12 +59,18 @@
 //
 // # UNIX socket files
 //
-// Mode and owner (Options.UnixListenChmod, UnixListenUID, UnixListenGID)
-// are set between bind and listen, so no client with fewer rights than
-// asked can ever connect. Options.UnixListenUnlink removes only a socket
-// file that nobody accepts on (a connect probe is refused); a live server's
-// socket, a regular file, a directory or a symlink is never removed, and a
-// leftover socket without the option is an error that names it. Close
-// removes the socket file only while it is still the one the listener
-// bound.
+// A socket file appears at its path only when it is complete: Listen binds
+// the socket in a private directory next to the path, sets the mode and
+// owner (Options.UnixListenChmod, UnixListenUID, UnixListenGID) there,
+// calls listen, and then moves it to the path with a rename that replaces
+// nothing. So no client with fewer rights than asked can ever connect, no
+// link swapped in at the path is ever followed, and of two servers starting
+// at once exactly one gets the path. Options.UnixListenUnlink replaces only
+// a socket file that nobody accepts on (a connect probe is refused); a live
+// server's socket, a regular file, a directory or a symlink is never
+// removed, and a leftover socket without the option is an error that names
+// it. Close removes the socket file only while it is still the one the
+// listener placed. The kernel's name for such a socket (the LocalAddr of
+// accepted connections) is where it was bound, DIR/.anylisten-XXXXXXXX/NAME;
+// UnixListener.Addr is the path.
 package anylisten

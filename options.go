@@ -28,14 +28,14 @@ type Options struct {
 	// socket file is an error that names this option. UNIX paths only.
 	UnixListenUnlink bool `json:"unix_listen_unlink,omitempty" yaml:"unix_listen_unlink,omitempty" toml:"unix_listen_unlink,omitempty"`
 
-	// UnixListenChmod sets the mode of the socket file between bind and
-	// listen, so no client with fewer rights can ever connect. Default 0:
+	// UnixListenChmod sets the mode of the socket file before it appears
+	// at its path, so no client with fewer rights can ever connect. Default 0:
 	// the mode bind gives (0777 less the umask). UNIX paths only; on
 	// systems without POSIX file modes a non-zero value is an error.
 	UnixListenChmod UnixMode `json:"unix_listen_chmod,omitempty" yaml:"unix_listen_chmod,omitempty" toml:"unix_listen_chmod,omitempty"`
 
 	// UnixListenUID and UnixListenGID set the numeric owner and group of the
-	// socket file between bind and listen. Default nil: the process's user
+	// socket file before it appears at its path. Default nil: the process's user
 	// and group. UNIX paths only.
 	UnixListenUID *uint32 `json:"unix_listen_uid,omitempty" yaml:"unix_listen_uid,omitempty" toml:"unix_listen_uid,omitempty"`
 	UnixListenGID *uint32 `json:"unix_listen_gid,omitempty" yaml:"unix_listen_gid,omitempty" toml:"unix_listen_gid,omitempty"`
