@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -111,16 +110,4 @@ func openFDs(t testing.TB) []string {
 		fds = append(fds, e.Name()+"->"+target)
 	}
 	return fds
-}
-
-// boundPath returns the socket path that the kernel's name for a UNIX
-// socket made by Listen stands for: DIR/.anylisten-XXXX/NAME, the private
-// directory it was bound in, is DIR/NAME. Other names are returned as
-// they are.
-func boundPath(name string) string {
-	dir, base := filepath.Split(name)
-	if parent, priv := filepath.Split(strings.TrimSuffix(dir, "/")); strings.HasPrefix(priv, ".anylisten-") {
-		return parent + base
-	}
-	return name
 }

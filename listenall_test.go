@@ -145,7 +145,7 @@ func TestListenAllLoad(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			served[boundPath(c.LocalAddr().String())]++
+			served[SocketPath(c.LocalAddr()).String()]++
 			mu.Unlock()
 			c.Write([]byte{1})
 			c.Close()

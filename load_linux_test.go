@@ -403,5 +403,6 @@ func loadAddrKey(v any) string {
 	if !ok || a == nil {
 		return ""
 	}
-	return a.Network() + " " + boundPath(a.String())
+	a = SocketPath(a)
+	return a.Network() + " " + a.String()
 }

@@ -462,3 +462,37 @@ func TestSocketFileLeavesNothing(t *testing.T) {
 		same("a Listen that failed for " + f.name)
 	}
 }
+
+// SocketPath maps the LocalAddr of an accepted connection back to the
+// listener's Addr, for an absolute and a relative path, and leaves every
+// other name alone.
+func TestSocketPath(t *testing.T) {
+	dir := testenv.SocketDir(t)
+	chdir(t, dir)
+	for _, path := range []string{filepath.Join(dir, "abs.sock"), "./rel.sock", "unix:plain.sock"} {
+		ln := listenT(t, path, nil)
+		c, err := net.Dial("unix", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := SocketPath(s.LocalAddr()).String(), ln.Addr().String(); got != want {
+			t.Errorf("%s: SocketPath(%v) = %s, want the listener's Addr %s", path, s.LocalAddr(), got, want)
+		}
+		s.Close()
+		c.Close()
+	}
+	for _, name := range []string{"/run/app.sock", "/run/.anylisten-short/app.sock", "/proc/self/fd/7/app.sock", "@abstract", "app.sock"} {
+		a := &net.UnixAddr{Name: name, Net: "unix"}
+		if got := SocketPath(a); got != net.Addr(a) {
+			t.Errorf("SocketPath(%s) = %v, want it unchanged", name, got)
+		}
+	}
+	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	if got := SocketPath(tcp); got != net.Addr(tcp) {
+		t.Errorf("SocketPath(%v) = %v", tcp, got)
+	}
+}

@@ -1,7 +1,9 @@
 package anylisten
 
 import (
+	"errors"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/anylisten/anylisten/internal/sockfile"
@@ -72,13 +74,42 @@ func (l *UnixListener) AcceptUnix() (*net.UnixConn, error) {
 // SetUnlinkOnClose has not turned that off. Connections already accepted
 // are not affected.
 func (l *UnixListener) Close() error {
+	var err error
 	l.unlinkOnce.Do(func() {
 		if l.unlink {
-			l.file.Remove()
+			err = l.file.Remove()
 		}
 		l.file.Close()
 	})
-	return l.UnixListener.Close()
+	return errors.Join(l.UnixListener.Close(), err)
+}
+
+// SocketPath returns the path of the socket file a connection came in on,
+// given the connection's LocalAddr. Listen binds a UNIX socket in a
+// private directory before it moves the socket file to its path, and the
+// kernel keeps the name it was bound to: for the path DIR/NAME, accepted
+// connections' LocalAddr (and http.LocalAddrContextKey) is
+// DIR/.anylisten-XXXXXXXX/NAME. SocketPath takes that private directory
+// out, so the result equals the listener's Addr. Other addresses (TCP,
+// abstract, inherited sockets, and /proc/self/fd/N/NAME, the name used in
+// a directory that other users may write) are returned as they are.
+func SocketPath(local net.Addr) net.Addr {
+	ua, ok := local.(*net.UnixAddr)
+	if !ok {
+		return local
+	}
+	name := ua.Name
+	slash := strings.LastIndexByte(name, '/')
+	if slash < 0 {
+		return local
+	}
+	dir, base := name[:slash], name[slash:] // base keeps its "/"
+	start := strings.LastIndexByte(dir, '/') + 1
+	if priv := dir[start:]; len(priv) != len(sockfile.PrivatePrefix)+8 || !strings.HasPrefix(priv, sockfile.PrivatePrefix) {
+		return local
+	}
+	path := dir[:start] + base[1:]
+	return &net.UnixAddr{Name: path, Net: ua.Net}
 }
 
 // SetUnlinkOnClose sets whether Close removes the socket file. It is true

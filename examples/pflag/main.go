@@ -129,6 +129,7 @@ func hello(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "Hello")
 		return
 	}
+	local = anylisten.SocketPath(local) // the socket file's path, as the listener's Addr says it
 	fmt.Fprintf(w, "Hello from %s %s\n", local.Network(), local)
 }
 

@@ -31,6 +31,11 @@ import (
 	"syscall"
 )
 
+// PrivatePrefix and 8 base-36 digits are the name of every private
+// directory, so that a leftover (after a crash in the middle of Create or
+// Remove) cannot be mistaken for anything else.
+const PrivatePrefix = ".anylisten-"
+
 // Options say how Create makes a socket file.
 type Options struct {
 	// Mode is the file's permission bits; 0 keeps those bind gave it

@@ -16,11 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// privatePrefix starts the name of every private directory, so that a
-// leftover (after a crash in the middle of Create or Remove) cannot be
-// mistaken for anything else.
-const privatePrefix = ".anylisten-"
-
 // maxSunPath is the longest path bind takes (sun_path less its NUL).
 var maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
 
@@ -101,7 +96,8 @@ func Adopt(path string) (*File, error) {
 }
 
 func (f *File) remove() error {
-	p, err := makePrivate(f.dir, filepath.Dir(f.path))
+	dirPath, _ := filepath.Split(f.path)
+	p, err := makePrivate(f.dir, dirPath)
 	if err != nil {
 		return err
 	}
@@ -122,16 +118,16 @@ func (f *File) close() error {
 // openParent opens the directory of path once, to work relative to it,
 // and returns it, its path and the name of path in it.
 func openParent(path string) (dir int, dirPath, base string, err error) {
-	dirPath, base = filepath.Split(path)
-	if dirPath == "" {
-		dirPath = "."
-	}
+	dirPath, base = filepath.Split(path) // dirPath is "" or ends in "/"
 	dir, err = openDir(dirPath)
 	return dir, dirPath, base, err
 }
 
 // openDir opens the directory path, to work relative to it.
 func openDir(path string) (int, error) {
+	if path == "" {
+		path = "."
+	}
 	fd, err := unix.Open(path, openDirFlags, 0)
 	switch err {
 	case nil:
@@ -272,13 +268,15 @@ type private struct {
 }
 
 // makePrivate makes a new private directory in the directory parent,
-// whose path is parentPath.
+// whose path is parentPath ("" or ending in "/"). Its path is parentPath
+// and its name, as they are: the kernel's name for a socket bound in it
+// maps back to the socket's path by taking the name out.
 func makePrivate(parent int, parentPath string) (*private, error) {
 	for range 8 {
 		// 8 base-36 digits, always 8, so that the name's length is fixed.
 		const lo, hi = 36 * 36 * 36 * 36 * 36 * 36 * 36, 36 * 36 * 36 * 36 * 36 * 36 * 36 * 36
-		name := privatePrefix + strconv.FormatUint(lo+rand.Uint64N(hi-lo), 36)
-		path := filepath.Join(parentPath, name)
+		name := PrivatePrefix + strconv.FormatUint(lo+rand.Uint64N(hi-lo), 36)
+		path := parentPath + name
 		if err := unix.Mkdirat(parent, name, 0o700); err != nil {
 			if err == unix.EEXIST {
 				continue
@@ -288,6 +286,9 @@ func makePrivate(parent int, parentPath string) (*private, error) {
 		}
 		fd, err := unix.Openat(parent, name, openDirFlags|unix.O_NOFOLLOW, 0)
 		if err != nil {
+			// Out of fds, say: the empty directory goes (rmdir removes
+			// neither a file nor a symbolic link put there meanwhile).
+			unix.Unlinkat(parent, name, unix.AT_REMOVEDIR)
 			return nil, &os.PathError{Op: "open", Path: path, Err: err}
 		}
 		var st unix.Stat_t
@@ -300,7 +301,7 @@ func makePrivate(parent int, parentPath string) (*private, error) {
 		shared := unix.Fstat(parent, &pst) != nil || othersRename(&pst)
 		return &private{parent: parent, name: name, path: path, fd: fd, dev: uint64(st.Dev), ino: uint64(st.Ino), shared: shared}, nil
 	}
-	return nil, fmt.Errorf("cannot make a private directory in %s: every name tried was taken", parentPath)
+	return nil, fmt.Errorf("cannot make a private directory in %s: every name tried was taken", filepath.Clean(parentPath))
 }
 
 // othersRename reports whether users other than this process's (and
@@ -341,7 +342,7 @@ func (p *private) via(base string) (bound, inner string, err error) {
 	fdOK := false
 	for _, inner := range []string{base, "s"} {
 		if !p.shared {
-			if name := filepath.Join(p.path, inner); len(name) <= maxSunPath {
+			if name := p.path + "/" + inner; len(name) <= maxSunPath {
 				return name, inner, nil
 			}
 		}
@@ -353,12 +354,12 @@ func (p *private) via(base string) (bound, inner string, err error) {
 		}
 	}
 	if p.shared && !fdOK {
-		if name := filepath.Join(p.path, base); len(name) <= maxSunPath {
+		if name := p.path + "/" + base; len(name) <= maxSunPath {
 			return name, base, nil // the window above stays: see SECURITY.md
 		}
 	}
 	return "", "", fmt.Errorf("the socket is bound in a private directory first, %s, and that path is too long for sun_path (%d bytes): "+
-		"choose a path %d bytes shorter", p.path, maxSunPath, len(filepath.Join(p.path, "s"))-maxSunPath)
+		"choose a path %d bytes shorter", p.path, maxSunPath, len(p.path+"/s")-maxSunPath)
 }
 
 // setOwnerMode gives the file base in dir (a private directory) the owner
