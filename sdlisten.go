@@ -270,7 +270,8 @@ func adoptInherited(ctx context.Context, a Address, o *Options) (net.Listener, e
 	return ln, err
 }
 
-// adoptInheritedFD is adoptInherited, but for the listener's address.
+// adoptInheritedFD finds and claims the inherited socket for adoptInherited,
+// which then sets the listener's address.
 func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener, error) {
 	e := inheritedEnv()
 	if e.err != nil {

@@ -16,7 +16,7 @@ const maxSunPath = 107
 // the network namespace, not the file system: there is no file to place,
 // chmod, chown or unlink, and bind itself refuses a name in use, so of two
 // servers starting at once exactly one gets it.
-func listenAbstract(name string, o *Options) (_ net.Listener, err error) {
+func listenAbstract(name string, o *Options) (net.Listener, error) {
 	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_STREAM)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)

@@ -21,16 +21,11 @@ var testHookBeforeListen func(bound string) error
 // path only once it is bound, owned, moded and listening (see
 // internal/sockfile); a stale socket there is replaced only with
 // UnixListenUnlink, and nothing else ever is.
-func listenUnix(_ context.Context, path string, o *Options) (_ net.Listener, err error) {
+func listenUnix(_ context.Context, path string, o *Options) (net.Listener, error) {
 	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_STREAM)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	defer func() {
-		if err != nil && fd >= 0 {
-			unix.Close(fd)
-		}
-	}()
 	file, err := sockfile.Create(path, fd, socketFileOptions(o), func(bound string) error {
 		if testHookBeforeListen != nil {
 			if err := testHookBeforeListen(bound); err != nil {
@@ -40,10 +35,10 @@ func listenUnix(_ context.Context, path string, o *Options) (_ net.Listener, err
 		return listenFD(fd)
 	})
 	if err != nil {
+		unix.Close(fd)
 		return nil, err
 	}
 	ul, err := fileUnixListener(fd, path)
-	fd = -1
 	if err != nil {
 		file.Remove()
 		file.Close()
