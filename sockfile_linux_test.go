@@ -496,3 +496,68 @@ func TestSocketPath(t *testing.T) {
 		t.Errorf("SocketPath(%v) = %v", tcp, got)
 	}
 }
+
+// Attack 5 (found in review): the stale check takes the identity of what is
+// at the path, then probes it by name. A racer that swaps a live server's
+// socket with a stale one in between makes the live socket look stale, and
+// its file was removed (16 times in 3000 rounds). The file is now pinned by
+// an fd while it is probed and compared: a live server's socket file is
+// never removed, whatever is swapped.
+func TestAttackStaleProbeSwap(t *testing.T) {
+	dir := testenv.SocketDir(t)
+	sock, decoy := filepath.Join(dir, "s.sock"), filepath.Join(dir, "decoy")
+	// live is another server's socket at sock, pinned by an O_PATH fd so
+	// that its link count says whether its file was removed.
+	var live *net.UnixListener
+	var pin int
+	restart := func() {
+		if live != nil {
+			live.Close()
+			unix.Close(pin)
+		}
+		os.Remove(sock)
+		os.Remove(decoy)
+		var err error
+		if live, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
+			t.Fatal(err)
+		}
+		live.SetUnlinkOnClose(false)
+		if pin, err = unix.Open(sock, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+			t.Fatal(err)
+		}
+		staleSocket(t, decoy)
+	}
+	restart()
+	t.Cleanup(func() { live.Close(); unix.Close(pin) })
+	a := startAttack(t, false, "", "exchange", sock, decoy)
+	hits := 0
+	for range attackCycles {
+		if ln, err := listenPath(sock, &Options{UnixListenUnlink: true}); err == nil {
+			ln.Close()
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(pin, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Nlink == 0 {
+			hits++
+			restart()
+			continue
+		}
+		// A stale socket the Listen removed (legitimately) comes back,
+		// for the attacker to swap again.
+		for _, p := range []string{sock, decoy} {
+			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+				if fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
+					unix.Bind(fd, &unix.SockaddrUnix{Name: p})
+					unix.Close(fd)
+				}
+			}
+		}
+	}
+	a.stop(t)
+	t.Logf("%d rounds, a live server's socket file removed %d times", attackCycles, hits)
+	if hits > 0 {
+		t.Errorf("a Listen with unlink removed a live server's socket file %d times in %d rounds", hits, attackCycles)
+	}
+}

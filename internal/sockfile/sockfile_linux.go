@@ -10,17 +10,32 @@ import (
 // no read permission on it.
 const openDirFlags = unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC
 
+// procPath returns /proc/self/fd/FD, a name that path lookup resolves to
+// the file fd is open on, whatever is at its name now, if /proc shows fd
+// as that file.
+func procPath(fd int) (string, bool) {
+	name := "/proc/self/fd/" + strconv.Itoa(fd)
+	var viaProc, direct unix.Stat_t
+	if unix.Stat(name, &viaProc) != nil || unix.Fstat(fd, &direct) != nil ||
+		viaProc.Dev != direct.Dev || viaProc.Ino != direct.Ino {
+		return "", false
+	}
+	return name, true
+}
+
 // viaFD returns /proc/self/fd/DIR/NAME, a name for the file name in the
 // directory dir that bind and connect resolve through the fd itself, if
 // /proc shows that fd as that directory.
 func viaFD(dir int, name string) (string, bool) {
-	fdPath := "/proc/self/fd/" + strconv.Itoa(dir)
-	var viaProc, direct unix.Stat_t
-	if unix.Stat(fdPath, &viaProc) != nil || unix.Fstat(dir, &direct) != nil ||
-		viaProc.Dev != direct.Dev || viaProc.Ino != direct.Ino {
-		return "", false
-	}
-	return fdPath + "/" + name, true
+	d, ok := procPath(dir)
+	return d + "/" + name, ok
+}
+
+// pinFile opens the file name in dir, never following a symbolic link, as
+// an O_PATH fd: it pins the file (its inode number cannot be reused while
+// the fd is open), and procPath gives a name that reaches it.
+func pinFile(dir int, name string) (int, error) {
+	return unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
 // renameNoReplace renames the file from in fromDir to to in toDir, and

@@ -10,3 +10,10 @@ const openDirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
 // viaFD reports that this system cannot resolve a name through a
 // directory fd: bind and connect take the path.
 func viaFD(dir int, name string) (string, bool) { return "", false }
+
+// procPath reports that this system has no name for an fd's file.
+func procPath(fd int) (string, bool) { return "", false }
+
+// pinFile pins nothing here (a socket file cannot be opened): -1 says so,
+// and the file is looked at by name.
+func pinFile(dir int, name string) (int, error) { return -1, nil }

@@ -40,7 +40,7 @@ func Create(path string, fd int, o Options, ready func(bound string) error) (_ *
 		}
 	}()
 	// Fail before making anything when the path is plainly taken.
-	if err := checkPath(dir, base, path, o); err != nil && !errors.Is(err, errStale) {
+	if err := checkPath(dir, base, path, o); err != nil {
 		return nil, err
 	}
 	p, err := makePrivate(dir, dirPath)
@@ -157,31 +157,66 @@ func (e *dirError) Error() string {
 
 func (e *dirError) Unwrap() error { return e.err }
 
-// errStale is what checkPath says of a stale socket it may replace.
-var errStale = errors.New("stale socket")
+var (
+	// errStale is what judge says of a stale socket it may replace.
+	errStale = errors.New("stale socket")
+	// errChanged is what judge says of a file that went while it was
+	// looked at: look again.
+	errChanged = errors.New("the file at the path changed")
+)
 
-// checkPath looks at what is at base in dir: nothing (nil), a stale socket
-// that o allows to replace (errStale), or an *InUseError that says what is
-// in the way: a live server's socket, a stale one without RemoveStale, or
-// a file that is not a socket.
-func checkPath(dir int, base, path string, o Options) error {
-	var st unix.Stat_t
-	if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		if err == unix.ENOENT {
-			return nil
-		}
-		return &os.PathError{Op: "lstat", Path: path, Err: err}
-	}
-	return judge(dir, base, path, &st, o)
+// occupant is the file at a socket path, pinned where the system allows
+// (Linux: an O_PATH fd), so that the file probed and compared is the very
+// file looked at, and its inode number cannot be given to another file
+// meanwhile.
+type occupant struct {
+	st unix.Stat_t
+	fd int // the pin, or -1
 }
 
-// judge says what checkPath says of the file st at base in dir.
-func judge(dir int, base, path string, st *unix.Stat_t, o Options) error {
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return &InUseError{fileKind(uint32(st.Mode)) + " is at this path; only a stale socket file is ever removed, so it is left alone: choose another path"}
-	}
-	live, err := probe(dir, base, path)
+// look returns the file at base in dir, or nil if there is none. The
+// caller releases it.
+func look(dir int, base, path string) (*occupant, error) {
+	c := &occupant{fd: -1}
+	fd, err := pinFile(dir, base)
 	switch {
+	case err == nil && fd >= 0:
+		c.fd = fd
+		err = unix.Fstat(fd, &c.st)
+	case err == nil:
+		err = unix.Fstatat(dir, base, &c.st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
+		c.release()
+		if err == unix.ENOENT {
+			return nil, nil
+		}
+		return nil, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return c, nil
+}
+
+// release unpins c.
+func (c *occupant) release() {
+	if c.fd >= 0 {
+		unix.Close(c.fd)
+		c.fd = -1
+	}
+}
+
+// judge says what the file c at base in dir is to a new socket: a stale
+// socket that o allows to replace (errStale), one that went meanwhile
+// (errChanged), or an *InUseError that says what is in the way: a live
+// server's socket, a stale one without RemoveStale, or a file that is not
+// a socket.
+func judge(dir int, base, path string, c *occupant, o Options) error {
+	if c.st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return &InUseError{fileKind(uint32(c.st.Mode)) + " is at this path; only a stale socket file is ever removed, so it is left alone: choose another path"}
+	}
+	live, err := probe(dir, base, path, c)
+	switch {
+	case errors.Is(err, errChanged):
+		return err
 	case err != nil:
 		return fmt.Errorf("cannot tell whether the socket file at this path is stale: %w", err)
 	case live:
@@ -190,6 +225,21 @@ func judge(dir int, base, path string, st *unix.Stat_t, o Options) error {
 		return &InUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, or set " + o.UnlinkOption + " to have it removed"}
 	}
 	return errStale
+}
+
+// checkPath judges what is at base in dir before anything is made: nil if
+// nothing is there, or if it may be replaced, or went meanwhile (place
+// looks again), else judge's error.
+func checkPath(dir int, base, path string, o Options) error {
+	c, err := look(dir, base, path)
+	if err != nil || c == nil {
+		return err
+	}
+	defer c.release()
+	if err := judge(dir, base, path, c, o); !errors.Is(err, errStale) && !errors.Is(err, errChanged) {
+		return err
+	}
+	return nil
 }
 
 // place moves the ready socket inner from the private directory p to base
@@ -206,17 +256,19 @@ func place(dir int, inner, base, path string, p *private, o Options) error {
 		if err != unix.EEXIST {
 			return &os.PathError{Op: "rename into place", Path: path, Err: err}
 		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err == unix.ENOENT {
-				continue // gone meanwhile
-			}
-			return &os.PathError{Op: "lstat", Path: path, Err: err}
-		}
-		if err := judge(dir, base, path, &st, o); !errors.Is(err, errStale) {
+		c, err := look(dir, base, path)
+		if err != nil {
 			return err
 		}
-		if _, err := removeIfSame(dir, base, path, uint64(st.Dev), uint64(st.Ino), p); err != nil {
+		if c == nil {
+			continue // gone meanwhile
+		}
+		err = judge(dir, base, path, c, o)
+		if errors.Is(err, errStale) {
+			_, err = removeIfSame(dir, base, path, uint64(c.st.Dev), uint64(c.st.Ino), p)
+		}
+		c.release()
+		if err != nil && !errors.Is(err, errChanged) {
 			return err
 		}
 	}
@@ -381,24 +433,34 @@ func setOwnerMode(dir int, base, path string, o Options) error {
 }
 
 // probe reports whether a server accepts connections on the socket file
-// base in dir. A refused connect means the socket is stale; a connection
-// or a full backlog (EAGAIN) means it is live. The probe's connection is
-// closed at once: a live server sees one empty connection.
-func probe(dir int, base, path string) (bool, error) {
-	name, ok := viaFD(dir, base)
-	if !ok {
-		name = path
+// c at base in dir. A refused connect means the socket is stale; a
+// connection or a full backlog (EAGAIN) means it is live; no file
+// (ENOENT) means it went meanwhile (errChanged). Where c is pinned, the
+// connect goes through the pin, so it reaches c whatever is at the name
+// now. The probe's connection is closed at once: a live server sees one
+// empty connection.
+func probe(dir int, base, path string, c *occupant) (bool, error) {
+	name, ok := "", false
+	if c.fd >= 0 {
+		name, ok = procPath(c.fd)
 	}
-	c, err := net.DialTimeout("unix", name, 5*time.Second)
+	if !ok {
+		if name, ok = viaFD(dir, base); !ok {
+			name = path
+		}
+	}
+	conn, err := net.DialTimeout("unix", name, 5*time.Second)
 	if err == nil {
-		c.Close()
+		conn.Close()
 		return true, nil
 	}
 	switch {
 	case errors.Is(err, unix.EAGAIN):
 		return true, nil
-	case errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.ENOENT):
+	case errors.Is(err, unix.ECONNREFUSED):
 		return false, nil
+	case errors.Is(err, unix.ENOENT):
+		return false, errChanged
 	}
 	var op *net.OpError
 	if errors.As(err, &op) {
