@@ -12,7 +12,10 @@
 // gets the path.
 //
 // Every later step works through the directory opened once: what is at
-// the path is looked at with fstatat, and a file is removed (a stale
+// the path is looked at relative to it (on Linux pinned by an O_PATH fd
+// and probed through it, so that the file probed and compared is the one
+// looked at, and its inode number cannot be reused meanwhile), and a file
+// is removed (a stale
 // socket before bind, the socket itself on Close) by first moving it into
 // a fresh private directory, where it cannot be swapped, then checking
 // that it is the very inode meant, and only then unlinking it; anything
@@ -58,9 +61,6 @@ type File struct {
 	path     string // the path as given, for errors
 	dev, ino uint64 // the socket file's identity
 }
-
-// Path returns the path of the file, as given to Create or Adopt.
-func (f *File) Path() string { return f.path }
 
 // Remove removes the socket file if it is still at its path; a file that
 // is not this socket is left where it is (or, if another file took its
