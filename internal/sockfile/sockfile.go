@@ -15,11 +15,11 @@
 // the path is looked at relative to it (on Linux pinned by an O_PATH fd
 // and probed through it, so that the file probed and compared is the one
 // looked at, and its inode number cannot be reused meanwhile), and a file
-// is removed (a stale
-// socket before bind, the socket itself on Close) by first moving it into
-// a fresh private directory, where it cannot be swapped, then checking
-// that it is the very inode meant, and only then unlinking it; anything
-// else is moved back without replacing what took its place meanwhile.
+// is removed (a stale socket before bind, the socket itself on Close) by
+// first moving it into a fresh private directory, where it cannot be
+// swapped, then checking that it is the very inode meant, and only then
+// unlinking it; anything else is moved back without replacing what took
+// its place meanwhile.
 // Owner and mode are set relative to the private directory and never
 // follow a symbolic link.
 //
