@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,11 @@ import (
 //	                      0 serves until Accept fails, -1 exits at once
 //	ANYLISTEN_TEST_READY  if set, call Ready once listening
 //	ANYLISTEN_TEST_CLOEXEC an fd whose close-on-exec flag to print once listening
+//	ANYLISTEN_TEST_LINGER with CONNS=-1, how long to wait before closing
+//	ANYLISTEN_TEST_SPAWN  if set, before the first Listen start a shell and
+//	                      print what it has at fd 3: "SPAWN fd3=TARGET"
+//	ANYLISTEN_TEST_LATE_READY if set, call Ready only once SIGTERM came,
+//	                      print "LATE READY: <error or ok>", close, exit 0
 //
 // It prints "LISTENER TYPE ADDR" on stderr for each listener. For each
 // connection it writes one line, "CONN LISTENER LOCAL REMOTE
@@ -99,6 +105,10 @@ func childMain() int {
 	if s := os.Getenv("ANYLISTEN_TEST_CONNS"); s != "" {
 		conns, _ = strconv.Atoi(s)
 	}
+	if os.Getenv("ANYLISTEN_TEST_SPAWN") != "" {
+		out, err := exec.Command("/bin/sh", "-c", `readlink /proc/$$/fd/3 || echo none`).Output()
+		fmt.Fprintf(os.Stderr, "SPAWN fd3=%s (%v)\n", strings.TrimSpace(string(out)), err)
+	}
 	startPoller()
 	before := openFDSet()
 	var lns []net.Listener
@@ -125,6 +135,18 @@ func childMain() int {
 		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
 		fmt.Fprintf(os.Stderr, "CLOEXEC %d=%v (%v)\n", fd, err == nil && flags&unix.FD_CLOEXEC != 0, err)
 	}
+	if os.Getenv("ANYLISTEN_TEST_LATE_READY") != "" {
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		fmt.Fprintln(os.Stderr, "WAITING FOR SIGTERM")
+		<-term
+		err := Ready()
+		fmt.Fprintln(os.Stderr, "LATE READY:", err)
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return 0
+	}
 	if os.Getenv("ANYLISTEN_TEST_READY") != "" {
 		if err := Ready(); err != nil {
 			fmt.Fprintln(os.Stderr, "READY ERROR:", err)
@@ -132,6 +154,9 @@ func childMain() int {
 		}
 	}
 	if conns < 0 {
+		if d, err := time.ParseDuration(os.Getenv("ANYLISTEN_TEST_LINGER")); err == nil {
+			time.Sleep(d)
+		}
 		for _, ln := range lns {
 			ln.Close()
 		}

@@ -893,7 +893,7 @@ func faultAcceptLoops() int {
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), ".(*multiListener).acceptLoop(")
+			return strings.Count(string(buf[:n]), ".(*multiListener).watch(")
 		}
 		buf = make([]byte, 2*len(buf))
 	}

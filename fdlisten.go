@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -155,4 +156,21 @@ func inheritedTCP(l *net.TCPListener, o *Options) (net.Listener, error) {
 		return &keepaliveListener{l, keepaliveConfig(o.TCPKeepalive)}, nil
 	}
 	return l, nil
+}
+
+// dupSocket duplicates the fd of a listener or connection to a new
+// close-on-exec fd, which the caller owns. For a closed one the error wraps
+// net.ErrClosed.
+func dupSocket(sc syscall.Conn) (int, error) {
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	err = rawControl(rc, func(fd uintptr) error {
+		var err error
+		nfd, err = dupCloexec(int(fd))
+		return err
+	})
+	return nfd, err
 }

@@ -11,22 +11,28 @@ import (
 // from any of them, unwrapped (*net.TCPConn, *net.UnixConn, ...), as it
 // comes; a listener that is flooded does not starve the others. Addr
 // is a MultiAddr of all their addresses (Network "multi", String like
-// "tcp:127.0.0.1:8080,unix:/run/app.sock"). Close closes them all and
-// returns once every accept loop has stopped.
+// "tcp:127.0.0.1:8080,unix:/run/app.sock").
+//
+// The merge takes a connection from the kernel only inside Accept: it
+// watches each socket for a queued connection without accepting it. Close
+// closes every listener and returns at once; connections that no Accept
+// took stay in the kernel's queue, for whoever else holds the socket (a
+// successor it was handed to), until the last holder closes it.
 //
 // With one address, ListenAll returns Listen's listener itself. If any
 // address fails, the listeners already opened are closed again and the
 // error, a *net.OpError, names the failing address. An empty list is an
 // error.
 //
-// The merge costs one goroutine per listener and a channel handoff per
+// The merge costs one goroutine and one file descriptor (a duplicate of
+// the socket's, to watch it) per listener, and a channel handoff per
 // connection; connections themselves are untouched.
 func ListenAll(ctx context.Context, addrs []Address, opts *Options) (net.Listener, error) {
 	lns, err := listenEach(ctx, addrs, opts)
 	if err != nil {
 		return nil, err
 	}
-	return merge(lns), nil
+	return merge(lns)
 }
 
 // listenEach listens on every address, or on none: on a failure it closes
@@ -50,9 +56,17 @@ func listenEach(ctx context.Context, addrs []Address, opts *Options) ([]net.List
 }
 
 // merge returns the one listener of lns itself, or a merge of several.
-func merge(lns []net.Listener) net.Listener {
+// On an error it closes lns.
+func merge(lns []net.Listener) (net.Listener, error) {
 	if len(lns) == 1 {
-		return lns[0]
+		return lns[0], nil
 	}
-	return newMultiListener(lns)
+	m, err := newMultiListener(lns)
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return nil, err
+	}
+	return m, nil
 }

@@ -23,8 +23,9 @@ import (
 //     *net.TCPConn it accepts), or *vsock.Listener for AF_VSOCK. Several
 //     sockets (sd-listen:*, or several with one name) are merged into one
 //     listener whose Addr lists them all and whose Accept returns
-//     connections from any of them as they come. The socket of a UNIX path
-//     passed in is never removed.
+//     connections from any of them as they come, as ListenAll's does. The
+//     socket file of a UNIX path passed in by systemd is never removed (one
+//     a predecessor's Upgrader handed over is: see Ready).
 //   - A connected socket passed by systemd (Accept=yes) or inetd, or
 //     inetd's stdin and stdout: a listener that returns that one
 //     connection, then, once it is closed, an error wrapping
@@ -38,8 +39,12 @@ import (
 // (LISTEN_FDS, bound to exactly that address and not taken yet) adopts it
 // instead of binding anew, so that one configuration serves a cold start
 // and socket activation alike; and any address takes over the sockets a
-// predecessor's Upgrader handed over for it. The environment is read once per process,
-// on first use, and removed; each inherited socket is handed out once.
+// predecessor's Upgrader handed over for it. Options.NoAdopt turns this
+// off. The environment is read once per process, on first use; the
+// LISTEN_* variables are removed once a passed socket is taken (until then
+// other code may read them), and each inherited socket is handed out once.
+// The passed sockets are made close-on-exec when the package initialises,
+// so that no child process inherits them.
 //
 // The caller owns the listener and must Close it. Closing a listener on a
 // UNIX socket path removes the socket file it created, unless another
@@ -71,7 +76,10 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		ln  net.Listener
 		err error
 	)
-	if ln, err = adoptInherited(ctx, addr, &o); ln == nil && err == nil {
+	if !o.NoAdopt {
+		ln, err = adoptInherited(ctx, addr, &o)
+	}
+	if ln == nil && err == nil {
 		switch addr.kind {
 		case KindTCP:
 			ln, err = listenTCP(ctx, addr, &o)

@@ -3,92 +3,181 @@ package anylisten
 import (
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// multiListener merges several listeners into one: each has an accept
-// loop that hands its connections to Accept through one unbuffered
-// channel. The first ready connection wins, and blocked senders are served
-// in turn, so no listener starves another. Connections pass through
-// unwrapped.
+// multiListener merges several listeners into one without taking a
+// connection from the kernel before its Accept is called. A watcher
+// goroutine per listener waits until that listener's socket has a
+// connection queued (it is readable), without accepting it, and offers the
+// listener to Accept over one unbuffered channel; Accept then accepts from
+// it and lets the watcher wait again. The first ready listener wins, and
+// blocked watchers are served in turn, so no listener starves another.
+// Connections pass through unwrapped, and a connection that no Accept took
+// stays in the kernel's queue when the listener is closed, for whoever
+// else holds the socket (a successor the sockets were handed to).
+//
+// A listener without a socket to watch (the one-connection kind, or any
+// listener of the caller's own making) is watched by accepting ahead: its
+// watcher accepts, and holds the connection until an Accept takes it.
 type multiListener struct {
-	lns   []net.Listener
-	addr  MultiAddr
-	conns chan acceptResult
-	done  chan struct{} // closed by Close, after its grace period
-	close sync.Once
-	loops sync.WaitGroup
+	members  []*member
+	addr     MultiAddr
+	ready    chan *member  // a member with a connection waiting, for one Accept
+	done     chan struct{} // closed by Close
+	close    sync.Once
+	watchers sync.WaitGroup
 
-	// dead is closed when every accept loop has stopped by itself, with
-	// lastErr the error that stopped the last one.
+	// dead is closed when every member has left by itself, with lastErr
+	// the error that ended the last one.
 	dead    chan struct{}
 	mu      sync.Mutex
 	live    int
 	lastErr error
 }
 
+// member is one listener of a merge.
+type member struct {
+	ln net.Listener
+	w  waiter
+	// next is Accept's word to the watcher after it took from ln: true to
+	// wait for the next connection, false when ln has ended.
+	next chan bool
+}
+
+// waiter waits until a listener has a connection to accept.
+type waiter interface {
+	// wait blocks until the listener has a connection, or returns an error
+	// once stop was called.
+	wait() error
+	// accept takes the connection. errRace means there was none after all
+	// (another process sharing the socket took it first).
+	accept() (net.Conn, error)
+	// stop ends wait; after the watcher has stopped, it closes anything
+	// still held.
+	stop()
+}
+
+// errRace is a readiness waiter's accept that found the queue empty.
+var errRace = errors.New("the connection was taken by another holder of the socket")
+
 type acceptResult struct {
 	c   net.Conn
 	err error
 }
 
-// newMultiListener takes ownership of lns (at least two).
-func newMultiListener(lns []net.Listener) *multiListener {
+// newMultiListener takes ownership of lns (at least two). On an error (no
+// fd left to watch a socket with) it closes nothing: lns are still the
+// caller's.
+func newMultiListener(lns []net.Listener) (*multiListener, error) {
 	m := &multiListener{
-		lns:   lns,
-		conns: make(chan acceptResult),
+		ready: make(chan *member),
 		done:  make(chan struct{}),
 		dead:  make(chan struct{}),
 		live:  len(lns),
 	}
 	for _, ln := range lns {
+		w, err := readinessWaiter(ln)
+		if err != nil {
+			for _, mb := range m.members {
+				mb.w.stop()
+			}
+			return nil, err
+		}
+		if w == nil {
+			w = &aheadWaiter{ln: ln}
+		}
+		m.members = append(m.members, &member{ln: ln, w: w, next: make(chan bool, 1)})
 		m.addr = append(m.addr, ln.Addr())
 	}
-	m.loops.Add(len(lns))
-	for _, ln := range lns {
-		go m.acceptLoop(ln)
+	m.watchers.Add(len(m.members))
+	for _, mb := range m.members {
+		go m.watch(mb)
 	}
-	return m
+	return m, nil
 }
 
-// acceptLoop passes everything ln.Accept returns to Accept, and stops
-// after an error that is not temporary, or when m is closed. A listener
-// that ends by itself (net.ErrClosed, as a one-connection listener does
-// once its connection is served) just leaves the merge; another error
-// stopping a loop is passed on.
-func (m *multiListener) acceptLoop(ln net.Listener) {
-	defer m.loops.Done()
-	var err error
+// watch offers mb to Accept whenever its listener has a connection, and
+// waits for Accept to take it before it looks again.
+func (m *multiListener) watch(mb *member) {
+	defer m.watchers.Done()
 	for {
-		var c net.Conn
-		c, err = ln.Accept()
-		if err != nil && !isTemporary(err) {
-			break
+		if mb.w.wait() != nil {
+			return
 		}
 		select {
-		case m.conns <- acceptResult{c, err}:
+		case m.ready <- mb:
 		case <-m.done:
-			if c != nil {
-				c.Close()
+			return
+		}
+		select {
+		case again := <-mb.next:
+			if !again {
+				return
 			}
-			return
-		}
-	}
-	if !errors.Is(err, net.ErrClosed) {
-		select {
-		case m.conns <- acceptResult{nil, err}:
 		case <-m.done:
 			return
 		}
 	}
+}
+
+// Accept returns the next connection from any of the listeners, with its
+// concrete type (*net.TCPConn, *net.UnixConn, ...), accepted from the
+// kernel only now. A temporary error (a full fd table) is returned as the
+// listener's Accept returns it. A listener that ends by itself (as a
+// one-connection listener does once its connection is served) leaves the
+// merge; another error ending one is returned once. After Close, or once
+// every listener has ended, Accept returns an error that wraps
+// net.ErrClosed (or what ended the last of them).
+func (m *multiListener) Accept() (net.Conn, error) {
+	for {
+		select {
+		case mb := <-m.ready:
+			c, err := mb.w.accept()
+			if err == nil || err == errRace || isTemporary(err) {
+				mb.next <- true
+				if err == errRace {
+					continue
+				}
+				// Even if Close has begun: a connection taken is the
+				// caller's, never dropped.
+				return c, err
+			}
+			mb.next <- false
+			m.leave(err)
+			if !errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+		case <-m.done:
+			return nil, m.closedError("accept")
+		case <-m.dead:
+			m.mu.Lock()
+			err := m.lastErr
+			m.mu.Unlock()
+			if !errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			return nil, m.closedError("accept")
+		}
+	}
+}
+
+// leave records that a member ended with err.
+func (m *multiListener) leave(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.live--; m.live == 0 {
 		m.lastErr = err
 		close(m.dead)
 	}
+}
+
+func (m *multiListener) closedError(op string) error {
+	return &net.OpError{Op: op, Net: m.addr.Network(), Addr: m.addr, Err: net.ErrClosed}
 }
 
 // isTemporary reports whether an Accept error is worth retrying, as
@@ -99,52 +188,24 @@ func isTemporary(err error) bool {
 	return errors.As(err, &ne) && ne.Temporary()
 }
 
-// Accept returns the next connection from any of the listeners, with its
-// concrete type (*net.TCPConn, *net.UnixConn, ...). After Close, or once
-// every listener has stopped, it returns an error that wraps
-// net.ErrClosed (or what stopped the last of them).
-func (m *multiListener) Accept() (net.Conn, error) {
-	select {
-	case r := <-m.conns:
-		// Even if Close has begun: a connection handed over is the
-		// caller's, never dropped.
-		return r.c, r.err
-	case <-m.done:
-	case <-m.dead:
-		m.mu.Lock()
-		err := m.lastErr
-		m.mu.Unlock()
-		if !errors.Is(err, net.ErrClosed) {
-			return nil, err
-		}
-	}
-	return nil, &net.OpError{Op: "accept", Net: m.addr.Network(), Addr: m.addr, Err: net.ErrClosed}
-}
-
-// closeGrace is how long Close lets a concurrent Accept take the
-// connections that the accept loops took from the kernel before Close.
-const closeGrace = 250 * time.Millisecond
-
-// Close closes every listener and returns once every accept loop has
-// stopped. A connection an accept loop already took from the kernel is not
-// lost: an Accept running within closeGrace of Close (http.Serve's is)
-// still returns it; after that it is closed. Accept then reports
-// net.ErrClosed.
+// Close closes every listener and returns at once, once every watcher has
+// stopped (they stop at once). Connections no Accept took stay queued in
+// the kernel until the last holder of the socket closes it; a connection
+// a one-connection listener held is closed. A concurrent Accept returns
+// net.ErrClosed, or a connection it had already taken.
 func (m *multiListener) Close() error {
-	err := error(&net.OpError{Op: "close", Net: m.addr.Network(), Addr: m.addr, Err: net.ErrClosed})
+	err := m.closedError("close")
 	m.close.Do(func() {
-		var errs []error
-		for _, ln := range m.lns {
-			errs = append(errs, ln.Close())
-		}
-		stopped := make(chan struct{})
-		go func() { m.loops.Wait(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(closeGrace):
-		}
 		close(m.done)
-		<-stopped
+		var errs []error
+		for _, mb := range m.members {
+			errs = append(errs, mb.ln.Close())
+			mb.w.stop()
+		}
+		m.watchers.Wait()
+		for _, mb := range m.members {
+			mb.w.stop() // closes what an accept-ahead watcher still holds
+		}
 		err = errors.Join(errs...)
 	})
 	return err
@@ -152,6 +213,66 @@ func (m *multiListener) Close() error {
 
 // Addr returns a MultiAddr of every listener's address.
 func (m *multiListener) Addr() net.Addr { return m.addr }
+
+// listeners returns the merged listeners, in order.
+func (m *multiListener) listeners() []net.Listener {
+	lns := make([]net.Listener, len(m.members))
+	for i, mb := range m.members {
+		lns[i] = mb.ln
+	}
+	return lns
+}
+
+// aheadWaiter watches a listener by accepting from it.
+type aheadWaiter struct {
+	ln   net.Listener
+	held atomic.Pointer[acceptResult]
+}
+
+func (w *aheadWaiter) wait() error {
+	c, err := w.ln.Accept()
+	w.held.Store(&acceptResult{c, err})
+	return nil
+}
+
+func (w *aheadWaiter) accept() (net.Conn, error) {
+	r := w.held.Swap(nil)
+	if r == nil {
+		return nil, errRace
+	}
+	return r.c, r.err
+}
+
+// stop closes a connection accepted ahead that no Accept took; the
+// listener's Close has ended wait.
+func (w *aheadWaiter) stop() {
+	if r := w.held.Swap(nil); r != nil && r.c != nil {
+		r.c.Close()
+	}
+}
+
+// deadliner is a listener whose Accept takes a deadline.
+type deadliner interface {
+	net.Listener
+	SetDeadline(time.Time) error
+}
+
+// raceWait bounds an Accept that a readiness waiter found ready: if
+// another process sharing the socket took the connection first, the
+// Accept gives up after this long, so that the other listeners are not
+// held up behind it.
+const raceWait = 50 * time.Millisecond
+
+// acceptReady accepts from ln, which was readable a moment ago.
+func acceptReady(ln deadliner) (net.Conn, error) {
+	ln.SetDeadline(time.Now().Add(raceWait))
+	c, err := ln.Accept()
+	ln.SetDeadline(time.Time{})
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, errRace
+	}
+	return c, err
+}
 
 // MultiAddr is the Addr of a listener that merges several (ListenAll,
 // sd-listen:*): the addresses of all of them, in order.

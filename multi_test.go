@@ -23,10 +23,23 @@ func tcpListeners(t *testing.T, n int) []net.Listener {
 	return lns
 }
 
+// mustMerge merges lns, which it closes at cleanup if the merge fails.
+func mustMerge(t *testing.T, lns []net.Listener) *multiListener {
+	t.Helper()
+	m, err := newMultiListener(lns)
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestMultiListenerAcceptsFromAll(t *testing.T) {
 	checkNoFDLeak(t)
 	lns := tcpListeners(t, 3)
-	m := newMultiListener(lns)
+	m := mustMerge(t, lns)
 	defer m.Close()
 	if got, want := m.Addr().String(), "tcp:"+lns[0].Addr().String()+",tcp:"+lns[1].Addr().String()+",tcp:"+lns[2].Addr().String(); got != want {
 		t.Errorf("Addr() = %q, want %q", got, want)
@@ -55,7 +68,7 @@ func TestMultiListenerAcceptsFromAll(t *testing.T) {
 // flooded: the merge must not let a busy listener starve a quiet one.
 func TestMultiListenerFairness(t *testing.T) {
 	lns := tcpListeners(t, 2)
-	m := newMultiListener(lns)
+	m := mustMerge(t, lns)
 	defer m.Close()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -102,7 +115,7 @@ func TestMultiListenerFairness(t *testing.T) {
 func TestMultiListenerClose(t *testing.T) {
 	checkNoFDLeak(t)
 	lns := tcpListeners(t, 2)
-	m := newMultiListener(lns)
+	m := mustMerge(t, lns)
 	// A connection accepted by a loop but never taken by Accept.
 	c, err := net.Dial("tcp", lns[0].Addr().String())
 	if err != nil {
@@ -242,7 +255,7 @@ func TestOneConnListenerClose(t *testing.T) {
 func TestMultiListenerCloseInFlight(t *testing.T) {
 	checkNoFDLeak(t)
 	lns := tcpListeners(t, 2)
-	m := newMultiListener(lns)
+	m := mustMerge(t, lns)
 	c, err := net.Dial("tcp", lns[1].Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,14 @@ type Options struct {
 	// unconditionally. Default false. systemd addresses only.
 	SDAcceptIgnoreEnvironment bool `json:"sd_accept_ignore_environment,omitempty" yaml:"sd_accept_ignore_environment,omitempty" toml:"sd_accept_ignore_environment,omitempty"`
 
+	// NoAdopt turns off adoption: a TCP or UNIX address binds a new socket
+	// even when one for it was passed in (by systemd, bound to exactly
+	// that address, or by a predecessor's Upgrader), and leaves the passed
+	// sockets and the LISTEN_* variables alone. Default false: Listen
+	// adopts such a socket. systemd addresses (sd-listen, fd://) are not
+	// affected; they always take passed sockets.
+	NoAdopt bool `json:"no_adopt,omitempty" yaml:"no_adopt,omitempty" toml:"no_adopt,omitempty"`
+
 	// TCPKeepalive sets SO_KEEPALIVE and its timers on every accepted TCP
 	// connection, also of an inherited TCP socket. Default nil: Go's
 	// default, keep-alive on with a 15 s idle time and the OS's count and
@@ -148,6 +156,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"change the group of the newly bound UNIX socket file to this numeric `GID` (default: the process's group)")
 	fs.BoolVar(&o.SDAcceptIgnoreEnvironment, "sd-accept-ignore-environment", o.SDAcceptIgnoreEnvironment,
 		"ignore LISTEN_PID and LISTEN_FDS and use file descriptor 3 unconditionally for sd-listen addresses")
+	fs.BoolVar(&o.NoAdopt, "no-adopt", o.NoAdopt,
+		"bind TCP and UNIX addresses anew even when systemd or a predecessor passed a socket for them (sd-listen addresses still take passed sockets)")
 	fs.Var(keepaliveFlag{&o.TCPKeepalive}, "tcp-keepalive",
 		"set TCP keep-alive on each accepted connection: `T:C:I`, a colon-separated time_ms:count:interval_ms, "+
 			"each optional (60000, :3:, ::5000; empty: on with the OS's timers) (default: Go's, on with 15 s idle time)")

@@ -116,7 +116,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--unix-listen-unlink", "--unix-listen-chmod", "group", "--unix-listen-uid", "1000",
 		"--unix-listen-gid=0", "--sd-accept-ignore-environment", "--tcp-keepalive", "60000:3:5000",
 		"--tcp-reuse-port", "--recv-buffer-size", "65536", "--send-buffer-size=131072",
-		"--tcp-only-v6", "--tcp-listen-backlog", "16",
+		"--tcp-only-v6", "--tcp-listen-backlog", "16", "--no-adopt",
 	}
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
@@ -127,6 +127,7 @@ func TestRegisterFlags(t *testing.T) {
 		UnixListenUID:             ptr[uint32](1000),
 		UnixListenGID:             ptr[uint32](0),
 		SDAcceptIgnoreEnvironment: true,
+		NoAdopt:                   true,
 		TCPKeepalive:              &TCPKeepalive{Idle: time.Minute, Count: 3, Interval: 5 * time.Second},
 		TCPReusePort:              true,
 		RecvBufferSize:            65536,
@@ -139,8 +140,8 @@ func TestRegisterFlags(t *testing.T) {
 	}
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	if len(names) != 11 {
-		t.Errorf("RegisterFlags registered %d flags, want 11: %v", len(names), names)
+	if len(names) != 12 {
+		t.Errorf("RegisterFlags registered %d flags, want 12: %v", len(names), names)
 	}
 
 	for _, bad := range [][]string{

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/anylisten/anylisten/internal/sockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,22 +39,13 @@ var inherited struct {
 	env     sdEnv
 	mu      sync.Mutex
 	claimed map[int]string // fd -> the address that took it
-	// toOwn are the UNIX listeners taken over from an Upgrader, whose
-	// socket files this process removes once it has said Ready.
-	toOwn []ownedFile
-}
-
-type ownedFile struct {
-	ln   net.Listener
-	path string
 }
 
 // sdEnv is what the environment said.
 type sdEnv struct {
-	err     error    // why no sockets were passed to this process; nil if they were
-	n       int      // LISTEN_FDS, if it is a positive number (even when err is set)
-	names   []string // LISTEN_FDNAMES when it names exactly n sockets; nil otherwise
-	readyFD int      // the pipe of an Upgrader waiting for Ready, or -1
+	err   error    // why no sockets were passed to this process; nil if they were
+	n     int      // LISTEN_FDS, if it is a positive number (even when err is set)
+	names []string // LISTEN_FDNAMES when it names exactly n sockets; nil otherwise
 }
 
 func inheritedEnv() *sdEnv {
@@ -66,18 +56,48 @@ func inheritedEnv() *sdEnv {
 	return &inherited.env
 }
 
-// readSDEnv reads LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, removes them
-// from the environment so that child processes do not inherit them, and
-// sets close-on-exec on the sockets if they are meant for process pid.
+// listenVars are the variables of the protocol; readyFDVar is the
+// Upgrader's addition to it.
+var listenVars = [...]string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", readyFDVar}
+
+func init() { closeOnExecPassed() }
+
+// closeOnExecPassed runs at package initialisation. If sockets were passed
+// to this process (LISTEN_PID is its pid), it makes fds 3 to
+// 3+LISTEN_FDS-1 close-on-exec, as systemd's sd_listen_fds does, so that no
+// child started before the first Listen inherits them; it changes nothing
+// else, and leaves the environment alone.
+func closeOnExecPassed() {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 1 || n > maxListenFDs {
+		return
+	}
+	for fd := listenFDsStart; fd < listenFDsStart+n; fd++ {
+		unix.CloseOnExec(fd)
+	}
+}
+
+// forgetListenVars removes the protocol's variables from the environment,
+// once a socket passed in was taken: a child process must not believe they
+// are meant for it. Until then they stay, for other code in the process
+// (go-systemd's activation, say) to read.
+func forgetListenVars() {
+	readyState() // read before its variables go
+	for _, v := range listenVars {
+		os.Unsetenv(v)
+	}
+}
+
+// readSDEnv reads LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, as meant for
+// process pid. It changes neither the environment nor the fds.
 func readSDEnv(pid int) sdEnv {
 	pidStr, hasPID := os.LookupEnv("LISTEN_PID")
 	fdsStr, hasFDs := os.LookupEnv("LISTEN_FDS")
 	namesStr, hasNames := os.LookupEnv("LISTEN_FDNAMES")
-	readyStr := os.Getenv(readyFDVar)
-	for _, v := range [...]string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", readyFDVar} {
-		os.Unsetenv(v)
-	}
-	e := sdEnv{readyFD: -1}
+	var e sdEnv
 	if n, err := strconv.Atoi(fdsStr); err == nil && n > 0 && n <= maxListenFDs {
 		e.n = n
 	}
@@ -100,19 +120,6 @@ func readSDEnv(pid int) sdEnv {
 		e.err = fmt.Errorf("LISTEN_PID=%q is not this process (pid %d): the sockets were passed to another process", pidStr, pid)
 	case hasNames && e.names == nil:
 		e.err = fmt.Errorf("LISTEN_FDNAMES=%q does not name exactly LISTEN_FDS=%d sockets", namesStr, e.n)
-	}
-	if e.err == nil {
-		for fd := listenFDsStart; fd < listenFDsStart+e.n; fd++ {
-			unix.CloseOnExec(fd)
-		}
-		// The ready pipe of an Upgrader follows the sockets; it is only
-		// trusted with a LISTEN_PID that names this process.
-		var st unix.Stat_t
-		if fd, err := strconv.Atoi(readyStr); err == nil && fd == listenFDsStart+e.n &&
-			unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
-			unix.CloseOnExec(fd)
-			e.readyFD = fd
-		}
 	}
 	return e
 }
@@ -153,12 +160,24 @@ func (f sdFD) matches(name string, named bool) bool {
 	return f.name == name || !named && name == "LISTEN_FD_"+strconv.Itoa(f.fd)
 }
 
+// maxListed caps the sockets an error message lists.
+const maxListed = 8
+
+// namesOf lists fds for an error message: the first maxListed of them and
+// how many more there are.
 func namesOf(fds []sdFD) string {
-	s := make([]string, len(fds))
+	var b strings.Builder
 	for i, f := range fds {
-		s[i] = f.String()
+		if i == maxListed {
+			fmt.Fprintf(&b, " and %d more", len(fds)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(f.String())
 	}
-	return strings.Join(s, ", ")
+	return b.String()
 }
 
 // listenSystemd serves the sockets a systemd Address selects: one socket
@@ -246,20 +265,26 @@ func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
 		}
 		lns = append(lns, ln)
 	}
+	ln, err := merge(lns)
+	if err != nil {
+		return nil, err
+	}
 	for _, info := range infos {
 		unix.Close(info.fd)
 		inherited.claimed[info.fd] = a.String()
 	}
-	return merge(lns), nil
+	forgetListenVars()
+	return ln, nil
 }
 
-// adoptInherited returns the inherited listening socket bound to exactly
-// the TCP or UNIX address a, if the environment passed one that is not
-// taken yet; nil otherwise. This lets one configuration serve both a cold
-// start and a start by systemd (or by a predecessor handing its sockets
-// over), as socket_port's hot restart does for TCP ports. The socket is
-// used as its creator made it: options that shape a new socket (mode,
-// owner, SO_REUSEPORT, IPV6_V6ONLY, backlog) are not applied.
+// adoptInherited returns the inherited listening socket for the TCP or
+// UNIX address a, if the environment passed one that is not taken yet; nil
+// otherwise. It is either a socket a predecessor's Upgrader handed over
+// for a, or one bound to exactly a. This lets one configuration serve both
+// a cold start and a start by systemd (or by a predecessor handing its
+// sockets over), as socket_port's hot restart does for TCP ports. The
+// socket is used as its creator made it: options that shape a new socket
+// (mode, owner, SO_REUSEPORT, IPV6_V6ONLY, backlog) are not applied.
 func adoptInherited(ctx context.Context, a Address, o *Options) (net.Listener, error) {
 	ln, err := adoptInheritedFD(ctx, a, o)
 	if ul, ok := ln.(*UnixListener); ok && a.kind == KindUnix {
@@ -277,11 +302,8 @@ func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener,
 	if e.err != nil {
 		return nil, nil
 	}
-	if e.names != nil {
-		// Sockets an Upgrader handed over carry the address as their name.
-		if ln, err := adoptHandedOver(e, a, o); ln != nil || err != nil {
-			return ln, err
-		}
+	if ln, err := takeHandedOver(e, a, o); ln != nil || err != nil {
+		return ln, err
 	}
 	if a.kind == KindSystemd || a.kind == KindTCP && a.num == 0 {
 		return nil, nil
@@ -310,78 +332,6 @@ func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener,
 		}
 	}
 	return nil, nil
-}
-
-// adoptHandedOver takes the sockets named after a, as an Upgrader names
-// them, if there are any and none is taken yet.
-func adoptHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
-	name := handoverName(a)
-	fds, _ := e.fds(false)
-	var pick []sdFD
-	for _, f := range fds {
-		if f.name == name {
-			pick = append(pick, f)
-		}
-	}
-	if len(pick) == 0 {
-		return nil, nil
-	}
-	inherited.mu.Lock()
-	defer inherited.mu.Unlock()
-	ln, err := claimLocked(pick, a, o)
-	if err == nil && a.kind == KindUnix {
-		// The predecessor removes its socket file when it stops for good;
-		// its successor does once it has said Ready, and not before: a
-		// successor that fails must not take the file from under the
-		// predecessor, which serves on.
-		inherited.toOwn = append(inherited.toOwn, ownedFile{ln, a.str})
-	}
-	return ln, err
-}
-
-// readyToParent tells the process that handed this one its listeners that
-// it is ready, if one did. Then this process owns the socket files it took
-// over, and closes the sockets it was handed but did not take (an address
-// its new configuration dropped), so that their clients are refused
-// rather than left waiting.
-func readyToParent() error {
-	inheritedEnv()
-	inherited.mu.Lock()
-	defer inherited.mu.Unlock()
-	e := &inherited.env
-	if e.readyFD < 0 {
-		return nil
-	}
-	f := os.NewFile(uintptr(e.readyFD), "ready")
-	e.readyFD = -1
-	_, err := f.WriteString(readyMessage)
-	if err = errors.Join(err, f.Close()); err != nil {
-		return fmt.Errorf("anylisten: telling the predecessor it is ready: %w", err)
-	}
-	for _, o := range inherited.toOwn {
-		ownSocketFile(o.ln, o.path)
-	}
-	inherited.toOwn = nil
-	for fd := listenFDsStart; fd < listenFDsStart+e.n; fd++ {
-		if _, taken := inherited.claimed[fd]; !taken {
-			unix.Close(fd)
-			inherited.claimed[fd] = "nothing: closed after Ready"
-		}
-	}
-	return nil
-}
-
-// ownSocketFile makes Close of the UNIX listener ln remove the socket file
-// at path, as if ln had bound it, provided a socket is there.
-func ownSocketFile(ln net.Listener, path string) {
-	ul, ok := ln.(*UnixListener)
-	if !ok {
-		return
-	}
-	if f, err := sockfile.Adopt(path); err == nil {
-		ul.file.Close()
-		ul.file, ul.unlink = f, true
-	}
 }
 
 // boundTo reports whether the socket address sa is the address a names.

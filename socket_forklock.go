@@ -40,3 +40,17 @@ func dupCloexec(fd int) (int, error) {
 	unix.CloseOnExec(nfd)
 	return nfd, nil
 }
+
+// socketpairCloexec makes a pair of connected UNIX stream sockets that are
+// closed on exec.
+func socketpairCloexec() ([2]int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return fds, os.NewSyscallError("socketpair", err)
+	}
+	unix.CloseOnExec(fds[0])
+	unix.CloseOnExec(fds[1])
+	return fds, nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"sync"
 	"time"
 )
@@ -44,13 +43,6 @@ type Upgrader struct {
 	upgraded bool
 }
 
-// handedListener is a listener to hand over and the name its sockets get
-// in LISTEN_FDNAMES.
-type handedListener struct {
-	name string
-	ln   net.Listener
-}
-
 // Listen is the package's Listen, and records the listener to hand over on
 // Upgrade.
 func (u *Upgrader) Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, error) {
@@ -59,7 +51,7 @@ func (u *Upgrader) Listen(ctx context.Context, addr Address, opts *Options) (net
 		return nil, err
 	}
 	u.mu.Lock()
-	u.handed = append(u.handed, handedListener{handoverName(addr), ln})
+	u.handed = append(u.handed, handedListener{addr, ln})
 	u.mu.Unlock()
 	return ln, nil
 }
@@ -71,26 +63,33 @@ func (u *Upgrader) ListenAll(ctx context.Context, addrs []Address, opts *Options
 	if err != nil {
 		return nil, err
 	}
+	ln, err := merge(lns)
+	if err != nil {
+		return nil, err
+	}
 	u.mu.Lock()
-	for i, ln := range lns {
-		u.handed = append(u.handed, handedListener{handoverName(addrs[i]), ln})
+	for i, l := range lns {
+		u.handed = append(u.handed, handedListener{addrs[i], l})
 	}
 	u.mu.Unlock()
-	return merge(lns), nil
+	return ln, nil
 }
 
-// Upgrade starts the successor with every listener's socket, and returns
-// its process id once it has called Ready. The caller then stops
-// accepting and drains (closing its listeners does not close the sockets,
-// which the successor holds, and no longer removes UNIX socket files), and
-// exits; for net/http servers, package httpdrain does that without losing
-// a request.
+// Upgrade starts the successor with the socket of every listener that is
+// still open, and returns its process id once it has called Ready. The
+// caller then stops accepting and drains (closing its listeners does not
+// close the sockets, which the successor holds, and no longer removes UNIX
+// socket files), and exits; for net/http servers, package httpdrain does
+// that without losing a request. A listener the program closed is not
+// handed over.
 //
 // If the successor exits, or is not ready within ReadyTimeout or before
-// ctx is done, it is killed and Upgrade returns an error: the caller keeps
-// serving as before, so a bad deploy causes no outage. Upgrade succeeds
-// once per Upgrader; listeners that cannot be handed over (vsock, inetd's
-// single connection) make it fail before anything is started.
+// ctx is done, it is stopped (SIGTERM, then SIGKILL after 2 s) and Upgrade
+// returns an error: the caller keeps serving as before, so a bad deploy
+// causes no outage, and a successor that says ready too late is told no,
+// so it takes nothing over. Upgrade succeeds once per Upgrader; listeners
+// that cannot be handed over (inetd's single connection) make it fail
+// before anything is started.
 func (u *Upgrader) Upgrade(ctx context.Context) (pid int, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -111,35 +110,17 @@ func (u *Upgrader) Upgrade(ctx context.Context) (pid int, err error) {
 	return pid, nil
 }
 
-// keepSocketFiles turns off the removal of UNIX socket files on Close: the
-// successor serves them now.
-func keepSocketFiles(ln net.Listener) {
-	switch l := ln.(type) {
-	case *UnixListener:
-		l.SetUnlinkOnClose(false)
-	case *multiListener:
-		for _, c := range l.lns {
-			keepSocketFiles(c)
-		}
-	}
-}
-
-// handoverName is the LISTEN_FDNAMES entry for the sockets of a: its
-// canonical form, with the bytes systemd does not allow in a name (':',
-// spaces and controls, non-ASCII) and '%' percent-encoded.
-func handoverName(a Address) string {
-	const hex = "0123456789ABCDEF"
-	s := a.String()
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == ':' || c == '%' || c <= ' ' || c >= 0x7f {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
+// forget drops the listeners at the indexes closed (in order) from
+// u.handed; u.mu is held.
+func (u *Upgrader) forget(closed []int) {
+	kept := u.handed[:0]
+	for i, h := range u.handed {
+		if len(closed) > 0 && closed[0] == i {
+			closed = closed[1:]
 			continue
 		}
-		b.WriteByte(c)
+		kept = append(kept, h)
 	}
-	return b.String()
+	clear(u.handed[len(kept):])
+	u.handed = kept
 }

@@ -138,7 +138,7 @@ func TestUpgradeFailures(t *testing.T) {
 		a, b := net.Pipe()
 		defer b.Close()
 		u := Upgrader{}
-		u.handed = append(u.handed, handedListener{"inetd", newOneConnListener(a)})
+		u.handed = append(u.handed, handedListener{MustParseAddress("inetd"), newOneConnListener(a)})
 		if _, err := u.Upgrade(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot be handed over") {
 			t.Errorf("Upgrade of an inetd connection: %v", err)
 		}
@@ -170,26 +170,30 @@ func TestReadyNotifiesSystemd(t *testing.T) {
 }
 
 func TestHandoverName(t *testing.T) {
-	for in, want := range map[string]string{
-		"127.0.0.1:8080":  "127.0.0.1%3A8080",
-		"/run/app.sock":   "/run/app.sock",
-		"sd-listen:http":  "sd-listen%3Ahttp",
-		"./a b%.sock":     "./a%20b%25.sock",
-		"@name":           "@name",
-		"[fe80::1%25]:80": "[fe80%3A%3A1%2525]%3A80",
+	for _, tt := range []struct {
+		in   string
+		k    int
+		want string
+	}{
+		{"127.0.0.1:8080", 1, "127.0.0.1%3A8080"},
+		{"127.0.0.1:0", 2, "127.0.0.1%3A0#2"},
+		{"/run/app.sock", 1, "/run/app.sock"},
+		{"/run/a#2", 1, "/run/a%232"},
+		{"/run/a#2", 3, "/run/a%232#3"},
+		{"sd-listen:http", 1, "sd-listen%3Ahttp"},
+		{"./a b%.sock", 1, "./a%20b%25.sock"},
+		{"@name", 1, "@name"},
 	} {
-		a, err := ParseAddress(in)
-		if err != nil {
-			if in == "[fe80::1%25]:80" {
-				continue
-			}
-			t.Fatal(err)
+		a := MustParseAddress(tt.in)
+		got := handoverName(a, tt.k)
+		if got != tt.want {
+			t.Errorf("handoverName(%s, %d) = %q, want %q", tt.in, tt.k, got, tt.want)
 		}
-		if got := handoverName(a); got != want {
-			t.Errorf("handoverName(%s) = %q, want %q", in, got, want)
+		if _, reason := parseSystemdName(got); reason != "" {
+			t.Errorf("handoverName(%s, %d) = %q is no valid systemd name: %s", tt.in, tt.k, got, reason)
 		}
-		if _, reason := parseSystemdName(handoverName(a)); reason != "" {
-			t.Errorf("handoverName(%s) = %q is no valid systemd name: %s", in, handoverName(a), reason)
+		if back, err := parseHandoverName(got); err != nil || back != a {
+			t.Errorf("parseHandoverName(%q) = %v, %v; want %v", got, back, err, a)
 		}
 	}
 }

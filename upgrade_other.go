@@ -12,5 +12,3 @@ import (
 func (u *Upgrader) upgrade(context.Context) (int, error) {
 	return 0, fmt.Errorf("anylisten: handing listeners to a successor is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
-
-func readyToParent() error { return nil }

@@ -1,0 +1,129 @@
+package anylisten
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+// The hand-over protocol: how a process hands its listening sockets to the
+// successor an Upgrader starts, and how the successor takes them and says
+// it serves. It extends systemd's socket activation protocol, so that a
+// successor takes the sockets with the same code that serves a start by
+// systemd:
+//
+//   - The sockets are fds 3, 4, ... with LISTEN_FDS, LISTEN_PID (the
+//     successor's pid) and LISTEN_FDNAMES. Each socket's name is the
+//     canonical form of the address it serves (handoverName), so that the
+//     successor's Listen of the same address takes it; the k-th listener on
+//     the same address (k > 1; two on "127.0.0.1:0", say) gets the suffix
+//     "#k", so that the successor's k-th Listen of it takes that one.
+//     Listeners the process closed are not handed over.
+//   - The fd after the sockets (ANYLISTEN_READY_FD) is one end of a UNIX
+//     stream socket pair. The successor writes "ready\n" on it in Ready;
+//     the predecessor answers "go\n" if it still waits, and otherwise
+//     (ReadyTimeout expired, ctx done) closes its end without answering.
+//     Only after "go" does the successor own what it took: a late ready
+//     counts for nothing.
+//   - The predecessor turns off the removal of its UNIX socket files on
+//     Close. After "go", the successor removes the socket files it took
+//     over when it closes them, and at once those of the sockets it was
+//     handed but did not take (an address its new configuration dropped),
+//     whose sockets it closes, so that their clients are refused rather
+//     than left waiting.
+
+// Ready tells whoever started this process that it now serves: the
+// process that handed it its listeners (Upgrader.Upgrade waits for this),
+// and systemd, through sd_notify, with READY=1 and MAINPID, so that a
+// Type=notify service follows a successor (which needs NotifyAccess=all).
+// Call it once every Listen is done, best just before serving: connections
+// wait in the kernel's queue meanwhile, and a successor that an Upgrader
+// gives up on has then accepted none.
+//
+// Once the predecessor has accepted the word, this process owns the UNIX
+// socket files it took over, and closes (and removes the files of) the
+// handed-over sockets it did not take. If the predecessor gave up waiting
+// (its ReadyTimeout expired), Ready returns an error and changes nothing:
+// the predecessor serves on and stops this process. Where nobody waits
+// (no Upgrader started this process, no NOTIFY_SOCKET), Ready does
+// nothing. Calling it again does nothing more than tell systemd again.
+func Ready() error {
+	if err := readyToPredecessor(); err != nil {
+		return err
+	}
+	_, err := daemon.SdNotify(false, "MAINPID="+strconv.Itoa(os.Getpid())+"\n"+daemon.SdNotifyReady)
+	if err != nil {
+		return errors.New("anylisten: telling systemd it is ready: " + err.Error())
+	}
+	return nil
+}
+
+const (
+	// readyFDVar names the fd of the socket on which a successor says it
+	// is ready. Its value is only trusted when LISTEN_PID names the
+	// process and it is the fd right after the sockets.
+	readyFDVar = "ANYLISTEN_READY_FD"
+	// readyMessage is what a successor writes on it, goMessage the
+	// predecessor's answer.
+	readyMessage = "ready\n"
+	goMessage    = "go\n"
+)
+
+// handedListener is a listener an Upgrader hands over, and the address it
+// was opened for.
+type handedListener struct {
+	addr Address
+	ln   net.Listener
+}
+
+// handoverName is the LISTEN_FDNAMES entry for the sockets of the k-th
+// listener (from 1) on a: its canonical form, with the bytes systemd does
+// not allow in a name (':', spaces and controls, non-ASCII) and '%' and '#'
+// percent-encoded, and "#k" after it for k > 1.
+func handoverName(a Address, k int) string {
+	const hex = "0123456789ABCDEF"
+	s := a.String()
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ':' || c == '%' || c == '#' || c <= ' ' || c >= 0x7f {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	if k > 1 {
+		b.WriteString("#" + strconv.Itoa(k))
+	}
+	return b.String()
+}
+
+// parseHandoverName returns the address a handoverName names.
+func parseHandoverName(name string) (Address, error) {
+	name, _, _ = strings.Cut(name, "#")
+	s, err := url.PathUnescape(name)
+	if err != nil {
+		return Address{}, err
+	}
+	return ParseAddress(s)
+}
+
+// keepSocketFiles turns off the removal of UNIX socket files on Close: the
+// successor serves them now.
+func keepSocketFiles(ln net.Listener) {
+	switch l := ln.(type) {
+	case *UnixListener:
+		l.SetUnlinkOnClose(false)
+	case *multiListener:
+		for _, c := range l.listeners() {
+			keepSocketFiles(c)
+		}
+	}
+}

@@ -1,0 +1,308 @@
+package anylisten
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anylisten/anylisten/internal/testenv"
+)
+
+// The hand-over and inherited-socket tests of issue 11, each with real
+// processes: the test binary as a child that inherits sockets (handOver,
+// activate) or as an Upgrader's successor (upgradeT).
+
+// upgradeT sets u up to start the test binary as a successor listening on
+// addrs with extra environment, runs Upgrade, and returns its result and
+// what the successor says on stderr (its stderr is this process's while
+// Upgrade starts it). The successor is killed at cleanup if it still runs.
+func upgradeT(t *testing.T, u *Upgrader, addrs string, conns int, env ...string) (int, error, *testenv.Buffer) {
+	t.Helper()
+	u.Path = os.Args[0]
+	u.Args = []string{}
+	u.Env = append(os.Environ(), childEnv(addrs, "", conns)...)
+	u.Env = append(u.Env, env...)
+	stderr := new(testenv.Buffer)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		io.Copy(stderr, r)
+		r.Close()
+	}()
+	saved := os.Stderr
+	os.Stderr = w
+	pid, err := u.Upgrade(context.Background())
+	os.Stderr = saved
+	w.Close()
+	if pid > 0 {
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	return pid, err, stderr
+}
+
+// waitSaid waits until the successor's stderr contains s.
+func waitSaid(t *testing.T, stderr *testenv.Buffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the successor did not say %q within 10 s; it said:\n%s", s, stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A merged listener over two passed sockets, closed without an Accept,
+// takes nothing from the kernel: every queued connection, with the bytes
+// its client sent, is still there for the next holder of the sockets.
+func TestMergedCloseLeavesQueue(t *testing.T) {
+	const perSocket = 20
+	f1, p1 := tcpFile(t)
+	f2, p2 := tcpFile(t)
+	var clients []net.Conn
+	for _, p := range []string{p1, p2} {
+		for i := range perSocket {
+			c, err := net.Dial("tcp", "127.0.0.1:"+p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "client %s/%d\n", p, i)
+			clients = append(clients, c)
+		}
+	}
+	// The child merges both (sd-listen:*), waits a little (a merge that
+	// accepts ahead would take connections meanwhile), closes the merge
+	// without an Accept and exits.
+	c := startChild(t, handOver([]*os.File{f1, f2}, []string{"ANYLISTEN_TEST_LINGER=100ms"}, "sd-listen:*", "", -1))
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+	if !strings.Contains(c.stderr.String(), "LISTENER *anylisten.multiListener") {
+		t.Fatalf("the child did not merge the sockets; stderr:\n%s", c.stderr)
+	}
+	got := map[string]bool{}
+	for _, f := range []*os.File{f1, f2} {
+		ln, err := net.FileListener(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		tl := ln.(*net.TCPListener)
+		for {
+			tl.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			s, err := tl.Accept()
+			if err != nil {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatal(err)
+				}
+				break
+			}
+			s.SetReadDeadline(time.Now().Add(5 * time.Second))
+			line, err := bufio.NewReader(s).ReadString('\n')
+			s.Close()
+			if err != nil {
+				t.Errorf("a queued connection lost its data: read %q, %v", line, err)
+				continue
+			}
+			got[line] = true
+		}
+	}
+	if len(got) != len(clients) {
+		t.Errorf("%d of %d queued connections were still queued after the child closed its merge", len(got), len(clients))
+	}
+}
+
+// A Listen that takes no passed socket leaves LISTEN_FDS for the rest of
+// the process; one that takes one removes it.
+func TestListenLeavesEnvironment(t *testing.T) {
+	f, port := tcpFile(t)
+	c := startChild(t, handOver([]*os.File{f}, nil, "127.0.0.1:0", "", 1))
+	c.waitFor(t, "LISTENER ")
+	addr := regexp.MustCompile(`LISTENER \S+ (\S+)`).FindStringSubmatch(c.stderr.String())[1]
+	matchLine(t, ask(t, "tcp", addr), ` LISTEN_FDS=1 `)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+
+	f, port = tcpFile(t)
+	c = startChild(t, handOver([]*os.File{f}, nil, "127.0.0.1:"+port, "", 1))
+	c.waitFor(t, "LISTENER ")
+	matchLine(t, ask(t, "tcp", "127.0.0.1:"+port), ` LISTEN_FDS= `)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+}
+
+// A program started with passed sockets that starts a child before its
+// first Listen does not give the child the sockets.
+func TestPassedSocketsCloseOnExecAtStart(t *testing.T) {
+	f, _ := tcpFile(t)
+	c := startChild(t, handOver([]*os.File{f}, []string{"ANYLISTEN_TEST_SPAWN=1"}, "sd-listen", "", -1))
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+	if !strings.Contains(c.stderr.String(), "SPAWN fd3=none") {
+		t.Errorf("a program started before the first Listen inherited fd 3; stderr:\n%s", c.stderr)
+	}
+}
+
+// Adoption by address can be turned off: the child binds a port of its
+// own next to the passed socket for the same address, which it leaves
+// alone.
+func TestNoAdopt(t *testing.T) {
+	f, port := tcpFile(t)
+	c := startChild(t, handOver([]*os.File{f}, nil, "127.0.0.1:"+port, `{"no_adopt":true,"tcp_reuse_port":false}`, 1))
+	if code := c.wait(t); code != 3 || !strings.Contains(c.stderr.String(), "address already in use") {
+		t.Fatalf("child with no_adopt exited %d, want 3 and a port in use (it must bind anew); stderr:\n%s", code, c.stderr)
+	}
+}
+
+// A successor that says ready only after the predecessor gave up on it
+// (here: once SIGTERM came) is told no, takes nothing over, and leaves the
+// predecessor serving on its UNIX path with the file in place.
+func TestUpgradeLateReady(t *testing.T) {
+	checkNoFDLeak(t)
+	path := filepath.Join(testenv.SocketDir(t), "late.sock")
+	u := Upgrader{ReadyTimeout: 300 * time.Millisecond}
+	ln, err := u.Listen(context.Background(), MustParseAddress("unix:"+path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err, said := upgradeT(t, &u, "unix:"+path, 0, "ANYLISTEN_TEST_LATE_READY=1")
+	if err == nil || !strings.Contains(err.Error(), "was stopped: it was not ready within 300ms") {
+		t.Fatalf("Upgrade = %v, want the timeout; successor said:\n%s", err, said)
+	}
+	waitSaid(t, said, "LATE READY: ")
+	if !strings.Contains(said.String(), "did not accept the ready") {
+		t.Errorf("the late successor's Ready did not fail; it said:\n%s", said)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the rolled-back successor removed the socket file: %v", err)
+	}
+	roundTrip(t, ln)
+}
+
+// A listener the program closed is not handed over, and does not stop the
+// others from being handed over.
+func TestUpgradeAfterClose(t *testing.T) {
+	checkNoFDLeak(t)
+	var u Upgrader
+	gone, err := u.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := u.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	gone.Close()
+	_, err, said := upgradeT(t, &u, "127.0.0.1:0", 1, "ANYLISTEN_TEST_READY=1")
+	if err != nil {
+		t.Fatalf("Upgrade with one listener closed: %v; successor said:\n%s", err, said)
+	}
+	kept.Close()
+	matchLine(t, ask(t, "tcp", kept.Addr().String()), `^\*net\.TCPConn \*net\.TCPListener `+regexp.QuoteMeta(kept.Addr().String())+` `)
+
+	var none Upgrader
+	ln, err := none.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if _, err := none.Upgrade(context.Background()); err == nil || !strings.Contains(err.Error(), "every listener closed") {
+		t.Errorf("Upgrade with every listener closed: %v", err)
+	}
+}
+
+// Two listeners on 127.0.0.1:0 go to the successor's two Listens of
+// 127.0.0.1:0, in order.
+func TestUpgradeTwoPortZero(t *testing.T) {
+	checkNoFDLeak(t)
+	var u Upgrader
+	var lns []net.Listener
+	for range 2 {
+		ln, err := u.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		lns = append(lns, ln)
+	}
+	_, err, said := upgradeT(t, &u, "127.0.0.1:0,127.0.0.1:0", 2, "ANYLISTEN_TEST_READY=1")
+	if err != nil {
+		t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, ln := range lns {
+		waitSaid(t, said, "LISTENER *net.TCPListener "+ln.Addr().String()+"\n")
+		matchLine(t, ask(t, "tcp", ln.Addr().String()), ` `+regexp.QuoteMeta(ln.Addr().String())+` `)
+	}
+}
+
+// A UNIX address the successor no longer listens on is closed and its
+// socket file removed once the successor is ready; the next cold start can
+// bind it.
+func TestUpgradeDroppedUnixPath(t *testing.T) {
+	checkNoFDLeak(t)
+	path := filepath.Join(testenv.SocketDir(t), "dropped.sock")
+	var u Upgrader
+	dropped, err := u.Listen(context.Background(), MustParseAddress("unix:"+path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dropped.Close()
+	kept, err := u.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	_, err, said := upgradeT(t, &u, kept.Addr().String(), 1, "ANYLISTEN_TEST_READY=1")
+	if err != nil {
+		t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
+	}
+	dropped.Close()
+	kept.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the socket file of the dropped address is still there (%v); successor said:\n%s", err, said)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ask(t, "tcp", kept.Addr().String())
+	listenT(t, "unix:"+path, nil) // a cold start binds it
+}
+
+// An error that lists the passed sockets lists a few, not 65536.
+func TestSystemdManyFDsErrorCapped(t *testing.T) {
+	c := startChild(t, handOver(nil, []string{"LISTEN_FDS=65536"}, "sd-listen", "", 1))
+	if code := c.wait(t); code != 3 {
+		t.Fatalf("child exited %d, want 3; stderr:\n%s", code, c.stderr)
+	}
+	want := "listen sd-listen: 65536 sockets were passed: fd 3 (unknown), fd 4 (unknown), fd 5 (unknown), fd 6 (unknown), " +
+		"fd 7 (unknown), fd 8 (unknown), fd 9 (unknown), fd 10 (unknown) and 65528 more; choose one with sd-listen:NAME, or take all with sd-listen:*\n"
+	if got := strings.TrimPrefix(c.stderr.String(), "LISTEN ERROR: "); got != want {
+		t.Errorf("error (%d bytes):\n%.2000s\nwant:\n%s", len(got), got, want)
+	}
+}

@@ -1,0 +1,332 @@
+//go:build unix
+
+package anylisten
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/anylisten/anylisten/internal/sockfile"
+	"golang.org/x/sys/unix"
+)
+
+// The successor's side of the hand-over (see handover.go).
+
+// predecessor is the process that handed this one its sockets, if one did.
+var predecessor struct {
+	once sync.Once
+	mu   sync.Mutex
+	fd   int  // the ready socket, or -1 once used (or if there is none)
+	pipe bool // a pipe: a predecessor that answers nothing
+	// toOwn are the UNIX listeners taken over, whose socket files this
+	// process removes on Close once the predecessor said go.
+	toOwn []ownedFile
+}
+
+type ownedFile struct {
+	ln   net.Listener
+	path string
+}
+
+func init() { closeOnExecReadyFD() }
+
+// closeOnExecReadyFD makes the ready socket close-on-exec at start, as the
+// sockets before it are, so that no child inherits it.
+func closeOnExecReadyFD() {
+	if fd := readyFD(); fd >= 0 {
+		unix.CloseOnExec(fd)
+	}
+}
+
+// readyFD returns the ready socket (or pipe) fd that the environment names,
+// or -1 where it names none that is meant for this process: LISTEN_PID must
+// be this process, and the fd the one right after the sockets.
+func readyFD() int {
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 1 || n > maxListenFDs || os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return -1
+	}
+	fd, err := strconv.Atoi(os.Getenv(readyFDVar))
+	var st unix.Stat_t
+	if err != nil || fd != listenFDsStart+n || unix.Fstat(fd, &st) != nil {
+		return -1
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK, unix.S_IFIFO:
+		return fd
+	}
+	return -1
+}
+
+// readyState reads the ready fd once, before any Listen can change the
+// environment.
+func readyState() {
+	predecessor.once.Do(func() {
+		predecessor.fd = readyFD()
+		if predecessor.fd >= 0 {
+			var st unix.Stat_t
+			unix.Fstat(predecessor.fd, &st)
+			predecessor.pipe = st.Mode&unix.S_IFMT == unix.S_IFIFO
+		}
+	})
+}
+
+// takeHandedOver takes the sockets a predecessor handed over for a, if
+// there are any: those named handoverName(a, k) for the lowest k whose
+// sockets are all still there to take.
+func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
+	readyState()
+	if e.names == nil {
+		return nil, nil
+	}
+	fds, _ := e.fds(false)
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	for k := 1; ; k++ {
+		name := handoverName(a, k)
+		var pick []sdFD
+		taken := false
+		for _, f := range fds {
+			if f.name == name {
+				pick = append(pick, f)
+				_, t := inherited.claimed[f.fd]
+				taken = taken || t
+			}
+		}
+		if len(pick) == 0 {
+			return nil, nil
+		}
+		if taken {
+			continue
+		}
+		ln, err := claimLocked(pick, a, o)
+		if err == nil && a.kind == KindUnix {
+			// The predecessor removes its socket file when it stops for
+			// good; its successor does once the predecessor said go,
+			// and not before: a successor that fails must not take the
+			// file from under the predecessor, which serves on.
+			predecessor.mu.Lock()
+			predecessor.toOwn = append(predecessor.toOwn, ownedFile{ln, a.str})
+			predecessor.mu.Unlock()
+		}
+		return ln, err
+	}
+}
+
+// readyToPredecessor tells the predecessor this process is ready, if one
+// waits, and waits for its answer. On "go", this process owns the socket
+// files it took over, and closes the sockets it was handed but did not
+// take, removing their socket files.
+func readyToPredecessor() error {
+	readyState()
+	predecessor.mu.Lock()
+	defer predecessor.mu.Unlock()
+	fd := predecessor.fd
+	if fd < 0 {
+		return nil
+	}
+	predecessor.fd = -1
+	os.Unsetenv(readyFDVar)
+	f := os.NewFile(uintptr(fd), "ready")
+	defer f.Close()
+	if _, err := f.WriteString(readyMessage); err != nil {
+		return fmt.Errorf("anylisten: telling the predecessor it is ready: %w", err)
+	}
+	if !predecessor.pipe {
+		b := make([]byte, len(goMessage))
+		if _, err := io.ReadFull(f, b); err != nil || string(b) != goMessage {
+			return fmt.Errorf("anylisten: the predecessor (pid %d) did not accept the ready in time (it gave up waiting "+
+				"and serves on; this process should stop): it answered %q (%v)", os.Getppid(), b, err)
+		}
+	}
+	for _, o := range predecessor.toOwn {
+		ownSocketFile(o.ln, o.path)
+	}
+	predecessor.toOwn = nil
+	closeUntaken()
+	return nil
+}
+
+// closeUntaken closes the handed-over sockets that no Listen took, and
+// removes the socket files of those that were UNIX paths.
+func closeUntaken() {
+	e := inheritedEnv()
+	fds, err := e.fds(false)
+	if err != nil {
+		return
+	}
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	for _, f := range fds {
+		if _, taken := inherited.claimed[f.fd]; taken {
+			continue
+		}
+		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix {
+			if sf, err := sockfile.Adopt(a.str); err == nil {
+				sf.Remove()
+			}
+		}
+		unix.Close(f.fd)
+		inherited.claimed[f.fd] = "nothing: closed after Ready"
+	}
+}
+
+// ownSocketFile makes Close of the UNIX listener ln remove the socket file
+// at path, as if ln had bound it, provided a socket is there.
+func ownSocketFile(ln net.Listener, path string) {
+	ul, ok := ln.(*UnixListener)
+	if !ok {
+		return
+	}
+	if f, err := sockfile.Adopt(path); err == nil {
+		ul.file.Close()
+		ul.file, ul.unlink = f, true
+	}
+}
+
+// The predecessor's side of the hand-over.
+
+// handover is what a predecessor passes to its successor.
+type handover struct {
+	files []*os.File // the sockets, then the successor's end of the ready socket
+	names []string
+	ready *os.File // the predecessor's end of the ready socket
+}
+
+// newHandover duplicates the sockets of every listener in handed that is
+// still open, names them, and makes the ready socket. It returns the
+// listeners it skipped because they were closed.
+func newHandover(handed []handedListener) (*handover, []int, error) {
+	h := &handover{}
+	fail := func(err error) (*handover, []int, error) {
+		h.close()
+		return nil, nil, err
+	}
+	var closed []int
+	seen := map[string]int{}
+	for i, hl := range handed {
+		fs, err := listenerFiles(hl.ln)
+		if errors.Is(err, net.ErrClosed) && len(fs) == 0 {
+			closed = append(closed, i)
+			continue
+		}
+		h.files = append(h.files, fs...)
+		if err != nil {
+			return fail(fmt.Errorf("anylisten: cannot hand over %s: %w", hl.ln.Addr(), err))
+		}
+		key := hl.addr.String()
+		seen[key]++
+		name := handoverName(hl.addr, seen[key])
+		for range fs {
+			h.names = append(h.names, name)
+		}
+	}
+	if len(h.files) == 0 {
+		return fail(errors.New("anylisten: Upgrade with every listener closed; nothing to hand over"))
+	}
+	pair, err := socketpairCloexec()
+	if err != nil {
+		return fail(err)
+	}
+	h.ready = os.NewFile(uintptr(pair[0]), "ready")
+	h.files = append(h.files, os.NewFile(uintptr(pair[1]), "ready"))
+	return h, closed, nil
+}
+
+// env returns env with the protocol's variables set for h, and any it
+// had removed. LISTEN_PID is left to the successor's starter.
+func (h *handover) env(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !isListenVar(name) {
+			out = append(out, kv)
+		}
+	}
+	n := len(h.files) - 1
+	return append(out,
+		"LISTEN_FDS="+strconv.Itoa(n),
+		"LISTEN_FDNAMES="+strings.Join(h.names, ":"),
+		readyFDVar+"="+strconv.Itoa(listenFDsStart+n))
+}
+
+func isListenVar(name string) bool {
+	for _, v := range listenVars {
+		if name == v {
+			return true
+		}
+	}
+	return false
+}
+
+// started closes the successor's copies once it has been started.
+func (h *handover) started() {
+	for _, f := range h.files {
+		f.Close()
+	}
+	h.files = nil
+}
+
+// close closes everything h holds.
+func (h *handover) close() {
+	h.started()
+	if h.ready != nil {
+		h.ready.Close()
+	}
+}
+
+// readyWord waits for the successor's "ready", and sends the result on c:
+// nil, or why it never came.
+func (h *handover) readyWord(c chan<- error) {
+	b := make([]byte, len(readyMessage))
+	_, err := io.ReadFull(h.ready, b)
+	if err == nil && string(b) != readyMessage {
+		err = fmt.Errorf("it said %q", b)
+	}
+	c <- err
+}
+
+// accept answers "go" to a successor that said ready in time.
+func (h *handover) accept() error {
+	_, err := h.ready.WriteString(goMessage)
+	return err
+}
+
+// listenerFiles returns duplicates of the sockets of ln, in order. For a
+// closed listener the error wraps net.ErrClosed.
+func listenerFiles(ln net.Listener) ([]*os.File, error) {
+	switch l := ln.(type) {
+	case *multiListener:
+		var files []*os.File
+		for _, c := range l.listeners() {
+			fs, err := listenerFiles(c)
+			if errors.Is(err, net.ErrClosed) && len(fs) == 0 {
+				continue // a member that ended by itself
+			}
+			files = append(files, fs...)
+			if err != nil {
+				return files, err
+			}
+		}
+		if len(files) == 0 {
+			return nil, net.ErrClosed
+		}
+		return files, nil
+	case *oneConnListener:
+		return nil, errors.New("a single inherited connection cannot be handed over")
+	case syscall.Conn:
+		nfd, err := dupSocket(l)
+		if err != nil {
+			return nil, err
+		}
+		return []*os.File{os.NewFile(uintptr(nfd), ln.Addr().String())}, nil
+	}
+	return nil, fmt.Errorf("a %T cannot be handed over", ln)
+}
