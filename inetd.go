@@ -77,7 +77,7 @@ func listenInetd(o *Options) (net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stdin: %w", err)
 		}
-		if unnamed, _ := info.local.(*unix.SockaddrUnix); info.listening || same(0, 1) || unnamed == nil || unnamed.Name != "" {
+		if info.listening || same(0, 1) || !unnamedUnix(info.local) {
 			ln, err := fdListener(info, o)
 			if err != nil {
 				return nil, fmt.Errorf("stdin: %w", err)
@@ -109,6 +109,15 @@ func listenInetd(o *Options) (net.Listener, error) {
 	}
 	stdinTaken.done = true
 	return newOneConnListener(&stdioConn{r: r, w: w}), nil
+}
+
+// unnamedUnix reports whether sa is the address of a UNIX socket without
+// a name, as each end of a socket pair is. x/sys renders the empty name
+// as "@" on Linux (as it renders the leading NUL of an abstract name) and
+// as "" elsewhere.
+func unnamedUnix(sa unix.Sockaddr) bool {
+	u, ok := sa.(*unix.SockaddrUnix)
+	return ok && (u.Name == "" || u.Name == "@")
 }
 
 // stdioFile duplicates fd into a stdioHalf. Pipes and sockets are made

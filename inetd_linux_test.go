@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/anylisten/anylisten/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // socatInetd starts socat listening on a free port and running the test
@@ -102,6 +103,40 @@ func TestInetdSocat(t *testing.T) {
 			t.Errorf("child exited %d; stderr:\n%s", code, c.stderr)
 		}
 	})
+}
+
+// TestInetdSocketPairAndPipe gives the child one end of a socket pair on
+// stdin and a pipe on stdout, as a shell whose pipes are socket pairs
+// (ksh93) does: the connection reads stdin and writes stdout, and the
+// reply comes out of the pipe, not back into the socket pair.
+func TestInetdSocketPairAndPipe(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, peer := os.NewFile(uintptr(fds[0]), "socketpair"), os.NewFile(uintptr(fds[1]), "socketpair")
+	defer peer.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		in.Close()
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv("inetd", "", 1)...)
+	cmd.Stdin, cmd.Stdout = in, w
+	c := startChild(t, cmd)
+	in.Close()
+	w.Close()
+	r.SetDeadline(time.Now().Add(10 * time.Second))
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+	matchLine(t, string(out), `^\*anylisten\.stdioConn \*anylisten\.oneConnListener stdio stdio `)
 }
 
 func TestInetdNoConnection(t *testing.T) {
