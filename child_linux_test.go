@@ -41,7 +41,8 @@ import (
 // It prints "LISTENER TYPE ADDR" on stderr for each listener. For each
 // connection it writes one line, "CONN LISTENER LOCAL REMOTE
 // LISTEN_FDS=...", and closes it. A Listen error is printed as
-// "LISTEN ERROR: ..." on stderr with exit status 3; an fd leak (more open
+// "LISTEN ERROR: ..." on stderr with exit status 3, or 4 if the first
+// Listen failed and changed fds 0-2 all the same; an fd leak (more open
 // fds after closing every listener than before listening) exits 4.
 func TestMain(m *testing.M) {
 	if os.Getenv("ANYLISTEN_TEST_CHILD") != "" {
@@ -111,6 +112,7 @@ func childMain() int {
 	}
 	startPoller()
 	before := openFDSet()
+	stdio := stdioState()
 	var lns []net.Listener
 	for _, s := range strings.Split(os.Getenv("ANYLISTEN_TEST_CHILD"), ",") {
 		addr, err := ParseAddress(s)
@@ -122,6 +124,10 @@ func childMain() int {
 			}
 		}
 		fmt.Fprintln(os.Stderr, "LISTEN ERROR:", err)
+		if now := stdioState(); len(lns) == 0 && now != stdio {
+			fmt.Fprintf(os.Stderr, "STDIO CHANGED by a failed Listen: %s; before: %s\n", now, stdio)
+			return 4
+		}
 		for _, ln := range lns {
 			ln.Close()
 		}
@@ -205,6 +211,19 @@ func childMain() int {
 		}
 	}
 	return 0
+}
+
+// stdioState describes fds 0, 1 and 2: what each points at and its file
+// status flags (O_NONBLOCK among them, which a failed Listen must not
+// leave changed).
+func stdioState() string {
+	var b strings.Builder
+	for fd := range 3 {
+		target, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		fmt.Fprintf(&b, "%d=%s flags=%#x (%v) ", fd, target, flags, err)
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // keepIdle returns TCP_KEEPIDLE of a TCP connection, or -1.

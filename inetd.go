@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -25,15 +26,23 @@ var stdinTaken struct {
 //   - a connected socket on stdin (nowait mode): that one connection, the
 //     real socket with its real peer address (unless it is one end of an
 //     unnamed socketpair and stdout is something else);
-//   - anything else, such as two pipes: one connection that reads stdin
-//     and writes stdout, with addresses that say "stdio".
+//   - otherwise, such as two pipes: one connection that reads stdin and
+//     writes stdout, with addresses that say "stdio".
 //
-// A terminal or a device such as /dev/null on stdin is an error: there is
-// no connection to serve. The files are taken over: the listener holds
-// duplicates, and stdin, plus stdout and stderr where they are the same
-// socket or pipe as the connection, are pointed at /dev/null, so that
-// closing the connection really closes it and nothing the program prints
-// can corrupt it. If Listen fails, the files are left as they were.
+// In the last case stdin must be a pipe or socket open for reading and
+// stdout a pipe or socket open for writing; stdout is not looked at when
+// the socket on stdin carries the connection by itself. Anything else is
+// an error that says which of the two is wrong and what it is: /dev/null
+// (which is also what the Go runtime opens in place of a descriptor that
+// was closed when the program started), a terminal, another device, a
+// regular file or a directory. There is no connection to serve then, or
+// its replies would be lost.
+//
+// The files are taken over: the listener holds duplicates, and stdin,
+// plus stdout and stderr where they are the same socket or pipe as the
+// connection, are pointed at /dev/null, so that closing the connection
+// really closes it and nothing the program prints can corrupt it. If
+// Listen fails, the files are left as they were.
 func listenInetd(o *Options) (net.Listener, error) {
 	stdinTaken.Lock()
 	defer stdinTaken.Unlock()
@@ -44,9 +53,6 @@ func listenInetd(o *Options) (net.Listener, error) {
 	var ok [3]bool
 	for fd := range st {
 		ok[fd] = unix.Fstat(fd, &st[fd]) == nil
-	}
-	if !ok[0] {
-		return nil, errors.New("stdin is closed: inetd mode serves the connection passed on stdin and stdout")
 	}
 	same := func(a, b int) bool {
 		return ok[a] && ok[b] && st[a].Dev == st[b].Dev && st[a].Ino == st[b].Ino
@@ -65,11 +71,7 @@ func listenInetd(o *Options) (net.Listener, error) {
 		}
 		return toDevNull(fds...)
 	}
-	switch st[0].Mode & unix.S_IFMT {
-	case unix.S_IFCHR:
-		return nil, errors.New("stdin is a terminal or a device such as /dev/null, not a connection: inetd mode " +
-			"serves the connection that inetd, systemd (--inetd, StandardInput=socket) or socat passes on stdin and stdout")
-	case unix.S_IFSOCK:
+	if ok[0] && st[0].Mode&unix.S_IFMT == unix.S_IFSOCK {
 		info, err := inspectFD(0)
 		if err == nil {
 			err = info.checkStream()
@@ -77,7 +79,7 @@ func listenInetd(o *Options) (net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stdin: %w", err)
 		}
-		if unnamed, _ := info.local.(*unix.SockaddrUnix); info.listening || same(0, 1) || unnamed == nil || unnamed.Name != "" {
+		if info.listening || same(0, 1) || !unnamedUnix(info.local) {
 			ln, err := fdListener(info, o)
 			if err != nil {
 				return nil, fmt.Errorf("stdin: %w", err)
@@ -90,14 +92,18 @@ func listenInetd(o *Options) (net.Listener, error) {
 			return ln, nil
 		}
 	}
-	if !ok[1] {
-		return nil, errors.New("stdout is closed: inetd mode writes the connection's output to stdout")
+	// stdin is checked first: whether stdout matters depends on it.
+	if err := checkStdio(0, ok[0], &st[0]); err != nil {
+		return nil, err
 	}
-	r, err := stdioFile(0, uint32(st[0].Mode), "stdin")
+	if err := checkStdio(1, ok[1], &st[1]); err != nil {
+		return nil, err
+	}
+	r, err := stdioFile(0, "stdin")
 	if err != nil {
 		return nil, err
 	}
-	w, err := stdioFile(1, uint32(st[1].Mode), "stdout")
+	w, err := stdioFile(1, "stdout")
 	if err != nil {
 		r.close()
 		return nil, err
@@ -111,34 +117,99 @@ func listenInetd(o *Options) (net.Listener, error) {
 	return newOneConnListener(&stdioConn{r: r, w: w}), nil
 }
 
-// stdioFile duplicates fd into a stdioHalf. Pipes and sockets are made
-// non-blocking, so that Go's poller serves them and deadlines work; since
-// that flag is shared with whoever passed the file (a shell, say), closing
-// the half puts it back.
-func stdioFile(fd int, mode uint32, name string) (*stdioHalf, error) {
+// checkStdio returns an error unless fd, 0 or 1, whose Fstat gave st if
+// ok, can be the reading (stdin) or writing (stdout) half of a
+// connection: a pipe or a socket, open in that direction.
+func checkStdio(fd int, ok bool, st *unix.Stat_t) error {
+	name, wrongMode, what := "stdin", unix.O_WRONLY, "a pipe open only for writing"
+	if fd == 1 {
+		name, wrongMode, what = "stdout", unix.O_RDONLY, "a pipe open only for reading"
+	}
+	switch t := st.Mode & unix.S_IFMT; {
+	case !ok:
+		what = "closed"
+	case t == unix.S_IFIFO || t == unix.S_IFSOCK:
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil || flags&unix.O_ACCMODE != wrongMode {
+			return nil
+		}
+	default:
+		what = describeFile(fd, st)
+	}
+	return fmt.Errorf("%s is %s, not a connection: inetd mode serves the socket, or the two pipes, "+
+		"that inetd, systemd (--inetd, StandardInput=socket) or socat passes on stdin and stdout", name, what)
+}
+
+// describeFile says what fd is, for an error, given its Fstat st, when it
+// is neither a pipe nor a socket: "/dev/null (...)", or a kind such as "a
+// regular file" followed by the quoted path where /proc/self/fd tells it
+// (Linux).
+func describeFile(fd int, st *unix.Stat_t) string {
+	var kind string
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		var null unix.Stat_t
+		if unix.Stat("/dev/null", &null) == nil && null.Mode&unix.S_IFMT == unix.S_IFCHR && null.Rdev == st.Rdev {
+			return "/dev/null (closed when the program started, or redirected there)"
+		}
+		kind = "a character device"
+		// Terminals answer TIOCGWINSZ, whose name, unlike those of the
+		// termios requests, is the same on every unix. A terminal that
+		// does not is called a character device, and refused all the
+		// same.
+		if _, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ); err == nil {
+			kind = "a terminal"
+		}
+	case unix.S_IFBLK:
+		kind = "a block device"
+	case unix.S_IFREG:
+		kind = "a regular file"
+	case unix.S_IFDIR:
+		kind = "a directory"
+	default:
+		kind = "neither a pipe nor a socket"
+	}
+	if path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); err == nil {
+		return fmt.Sprintf("%s (%q)", kind, path)
+	}
+	return kind
+}
+
+// unnamedUnix reports whether sa is the address of a UNIX socket without
+// a name, as each end of a socket pair is. x/sys renders the empty name
+// as "@" on Linux (as it renders the leading NUL of an abstract name) and
+// as "" elsewhere.
+func unnamedUnix(sa unix.Sockaddr) bool {
+	u, ok := sa.(*unix.SockaddrUnix)
+	return ok && (u.Name == "" || u.Name == "@")
+}
+
+// stdioFile duplicates fd, a pipe or a socket, into a stdioHalf. The file
+// is made non-blocking, so that Go's poller serves it and deadlines work;
+// since that flag is shared with whoever passed the file (a shell, say),
+// closing the half puts it back.
+func stdioFile(fd int, name string) (*stdioHalf, error) {
 	nfd, err := dupCloexec(fd)
 	if err != nil {
 		return nil, err
 	}
 	h := &stdioHalf{}
-	if t := mode & unix.S_IFMT; t == unix.S_IFIFO || t == unix.S_IFSOCK {
-		flags, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
-		if err == nil && flags&unix.O_NONBLOCK == 0 {
-			// A second duplicate shares the file's flags and outlives
-			// h.f, so that the flag is put back only after h.f's Close
-			// has unblocked and waited out every Read and Write.
-			keep, err := dupCloexec(nfd)
-			if err != nil {
-				unix.Close(nfd)
-				return nil, err
-			}
-			if err := unix.SetNonblock(nfd, true); err != nil {
-				unix.Close(keep)
-				unix.Close(nfd)
-				return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
-			}
-			h.restore = func() { unix.SetNonblock(keep, false); unix.Close(keep) }
+	flags, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
+	if err == nil && flags&unix.O_NONBLOCK == 0 {
+		// A second duplicate shares the file's flags and outlives h.f,
+		// so that the flag is put back only after h.f's Close has
+		// unblocked and waited out every Read and Write.
+		keep, err := dupCloexec(nfd)
+		if err != nil {
+			unix.Close(nfd)
+			return nil, err
 		}
+		if err := unix.SetNonblock(nfd, true); err != nil {
+			unix.Close(keep)
+			unix.Close(nfd)
+			return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
+		}
+		h.restore = func() { unix.SetNonblock(keep, false); unix.Close(keep) }
 	}
 	h.f = os.NewFile(uintptr(nfd), name)
 	return h, nil

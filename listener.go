@@ -32,7 +32,11 @@ import (
 //     net.ErrClosed, so that http.Serve returns after serving it. This is
 //     the one case of a wrapped connection: it embeds *net.TCPConn or
 //     *net.UnixConn (keeping their methods) to learn when it is closed.
-//     inetd's listening stdin (wait mode) gives its native listener.
+//     inetd's listening stdin (wait mode) gives its native listener. A
+//     stdin, or a stdout the connection writes to, that is neither a
+//     socket nor a pipe is an error that names it: /dev/null (which is
+//     what a Go program finds where the descriptor was closed when it
+//     started), a terminal, a regular file.
 //   - vsock: a *vsock.Listener (github.com/mdlayher/vsock).
 //
 // A TCP or UNIX address that names a socket passed in by a service manager

@@ -235,11 +235,11 @@ func nettestInetdSocketpair() (c1, c2 net.Conn, stop func(), err error) {
 func nettestStdio(r, w int, names string) (*stdioConn, error) {
 	defer unix.Close(r)
 	defer unix.Close(w)
-	in, err := stdioFile(r, unix.S_IFIFO, names+"in")
+	in, err := stdioFile(r, names+"in")
 	if err != nil {
 		return nil, err
 	}
-	out, err := stdioFile(w, unix.S_IFIFO, names+"out")
+	out, err := stdioFile(w, names+"out")
 	if err != nil {
 		in.close()
 		return nil, err
