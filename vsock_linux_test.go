@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -226,6 +227,82 @@ func TestSystemdInheritedVsock(t *testing.T) {
 	}
 	if !strings.Contains(c.stderr.String(), "LISTENER *anylisten.vsockListener ") {
 		t.Errorf("child did not serve the inherited vsock socket with *anylisten.vsockListener; stderr:\n%s", c.stderr)
+	}
+}
+
+// TestUpgradeVsock hands a vsock listener over to the test binary run as a
+// successor. Its plain Listen of the same address must take the very
+// socket over: binding anew would fail, since this process holds the port
+// throughout.
+func TestUpgradeVsock(t *testing.T) {
+	checkNoFDLeak(t)
+	free := listenVsockT(t, Listen, "vsock:any:0")
+	port := strconv.FormatUint(uint64(free.Addr().(*vsock.Addr).Port), 10)
+	free.Close()
+	addr := "vsock:any:" + port
+	var u Upgrader
+	ln := listenVsockT(t, u.Listen, addr)
+	// An Upgrader gives its successor this process's stderr; a shell
+	// between them sends the successor's to a file instead, keeping the
+	// pid and so LISTEN_PID.
+	log := filepath.Join(t.TempDir(), "stderr")
+	u.Path = "/bin/sh"
+	u.Args = []string{"-c", `exec "$0" 2>"$1"`, os.Args[0], log}
+	u.Env = append(os.Environ(), childEnv(addr, "", 0)...)
+	u.Env = append(u.Env, "ANYLISTEN_TEST_READY=1")
+	pid, err := u.Upgrade(context.Background())
+	said, _ := os.ReadFile(log)
+	if err != nil {
+		t.Fatalf("Upgrade: %v; the successor said:\n%s", err, said)
+	}
+	t.Cleanup(func() { stopProcess(t, pid) })
+	// The successor prints its listeners before it says Ready.
+	if want := "LISTENER *anylisten.vsockListener vm(4294967295):" + port + "\n"; !strings.Contains(string(said), want) {
+		t.Errorf("the successor did not say %q:\n%s", want, said)
+	}
+	ino := socketInode(t, ln)
+	if !holdsSocket(t, pid, ino) {
+		t.Errorf("the successor (pid %d) does not hold socket inode %d, which this process handed over", pid, ino)
+	}
+	// Closing this process's listener leaves the socket to the successor.
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bindVsock(t, free.Addr().(*vsock.Addr).Port); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("bind to port %s after the predecessor closed: %v, want EADDRINUSE (the successor holds it)", port, err)
+	}
+}
+
+// holdsSocket reports whether process pid has an fd on the socket with
+// inode ino.
+func holdsSocket(t testing.TB, pid int, ino uint64) bool {
+	t.Helper()
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "socket:[" + strconv.FormatUint(ino, 10) + "]"
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == want {
+			return true
+		}
+	}
+	return false
+}
+
+// stopProcess kills process pid, which an Upgrader started and waits for,
+// and waits until it is gone.
+func stopProcess(t testing.TB, pid int) {
+	t.Helper()
+	unix.Kill(pid, unix.SIGKILL)
+	deadline := time.Now().Add(10 * time.Second)
+	for unix.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Errorf("process %d did not end within 10 s of SIGKILL", pid)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
