@@ -20,7 +20,7 @@ import (
 //   - systemd (sd-listen, fd://): the inherited socket's native listener
 //     as above (for an inherited TCP socket with Options.TCPKeepalive, a
 //     listener that embeds *net.TCPListener and sets keep-alive on each
-//     *net.TCPConn it accepts), or *vsock.Listener for AF_VSOCK. Several
+//     *net.TCPConn it accepts), or the vsock listener below. Several
 //     sockets (sd-listen:*, or several with one name) are merged into one
 //     listener whose Addr lists them all and whose Accept returns
 //     connections from any of them as they come, as ListenAll's does. The
@@ -37,7 +37,9 @@ import (
 //     socket nor a pipe is an error that names it: /dev/null (which is
 //     what a Go program finds where the descriptor was closed when it
 //     started), a terminal, a regular file.
-//   - vsock: a *vsock.Listener (github.com/mdlayher/vsock).
+//   - vsock: a listener that embeds *vsock.Listener
+//     (github.com/mdlayher/vsock) and adds SyscallConn, so that an
+//     Upgrader can hand it over; Accept returns *vsock.Conn.
 //
 // A TCP or UNIX address that names a socket passed in by a service manager
 // (LISTEN_FDS, bound to exactly that address and not taken yet) adopts it

@@ -31,11 +31,20 @@ func NeedTool(t testing.TB, name string) string {
 	if p, ok := packages[name]; ok {
 		pkg = p
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing under CI=true: %v (.ci/run installs it: apt-get install -y %s)", name, err, pkg)
-	}
-	t.Skipf("%s not found (%v); install it to run this test: apt-get install -y %s", name, err, pkg)
+	SkipOrFail(t, "%s not found (%v); install it to run this test (.ci/run does): apt-get install -y %s", name, err, pkg)
 	return ""
+}
+
+// SkipOrFail skips the test because this machine lacks something it
+// needs, which the message names with how to get it; when the environment
+// variable CI is "true", it fails the test instead: CI must run every
+// test.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("under CI=true: "+format, args...)
+	}
+	t.Skipf(format, args...)
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago: it
