@@ -238,6 +238,51 @@ func BenchmarkListenAll(b *testing.B) {
 	}
 }
 
+// BenchmarkListenAllAccept measures one connect, accept and close at a
+// time, through one raw TCP listener and through ListenAll of two (every
+// connection to the first): the latency the merge adds to a connection.
+func BenchmarkListenAllAccept(b *testing.B) {
+	for _, n := range []int{0, 2} {
+		name := "impl=raw"
+		if n > 0 {
+			name = "impl=all" + strconv.Itoa(n)
+		}
+		b.Run(name, func(b *testing.B) {
+			var ln net.Listener
+			var target net.Addr
+			if n == 0 {
+				ln = listenBoth(b, benchKinds[1], true)
+				target = ln.Addr()
+			} else {
+				addrs := make([]Address, n)
+				for i := range addrs {
+					addrs[i] = MustParseAddress("127.0.0.1:0")
+				}
+				var err error
+				if ln, err = ListenAll(context.Background(), addrs, nil); err != nil {
+					b.Fatal(err)
+				}
+				defer ln.Close()
+				target = ln.Addr().(MultiAddr)[0]
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c, err := net.Dial("tcp", target.String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+				c.Close()
+			}
+		})
+	}
+}
+
 // BenchmarkParseAddress parses each form.
 func BenchmarkParseAddress(b *testing.B) {
 	for _, s := range []string{

@@ -306,3 +306,50 @@ func TestSystemdManyFDsErrorCapped(t *testing.T) {
 		t.Errorf("error (%d bytes):\n%.2000s\nwant:\n%s", len(got), got, want)
 	}
 }
+
+// Ready writes on the ready fd only where the environment is a
+// predecessor's: LISTEN_PID names the process, and the fd is the one right
+// after the passed sockets. A pipe at another fd, or one meant for another
+// process, never hears a word.
+func TestReadyFDNotTrusted(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  []string
+		pipe int // the pipe's position after the socket (0: fd 4)
+	}{
+		{"another process", []string{"LISTEN_PID=1", "ANYLISTEN_READY_FD=4"}, 0},
+		{"not after the sockets", []string{"ANYLISTEN_READY_FD=5"}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _ := tcpFile(t)
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			files := []*os.File{f, w}
+			if tt.pipe == 1 {
+				other, err := os.Open(os.DevNull)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer other.Close()
+				files = []*os.File{f, other, w}
+			}
+			// One socket passed; the pipe comes after it. (handOver
+			// starts over at a LISTEN_PID: it comes first.)
+			env := append(append([]string(nil), tt.env...), "LISTEN_FDS=1", "ANYLISTEN_TEST_READY=1")
+			cmd := handOver(files, env, "127.0.0.1:0", "", -1)
+			c := startChild(t, cmd)
+			w.Close()
+			code := c.wait(t)
+			b, _ := io.ReadAll(r)
+			if len(b) != 0 {
+				t.Errorf("the child wrote %q on the pipe", b)
+			}
+			if code != 0 {
+				t.Errorf("child exited %d; stderr:\n%s", code, c.stderr)
+			}
+		})
+	}
+}
