@@ -154,21 +154,28 @@ func benchEachKind(b *testing.B, f func(*testing.B, net.Listener)) {
 // of the whole round.
 func BenchmarkAccept(b *testing.B) {
 	benchEachKind(b, func(b *testing.B, ln net.Listener) {
-		network, address := ln.Addr().Network(), ln.Addr().String()
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			c, err := net.Dial(network, address)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				b.Fatal(err)
-			}
-			s.Close()
-			c.Close()
-		}
+		benchDialAccept(b, ln, ln.Addr())
 	})
+}
+
+// benchDialAccept connects to target, accepts from ln and closes both
+// ends, b.N times, one at a time.
+func benchDialAccept(b *testing.B, ln net.Listener, target net.Addr) {
+	network, address := target.Network(), target.String()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := net.Dial(network, address)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+		c.Close()
+	}
 }
 
 // benchAcceptLoad has 8 goroutines connect and close as fast as they can,
@@ -265,20 +272,7 @@ func BenchmarkListenAllAccept(b *testing.B) {
 				defer ln.Close()
 				target = ln.Addr().(MultiAddr)[0]
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				c, err := net.Dial("tcp", target.String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				s, err := ln.Accept()
-				if err != nil {
-					b.Fatal(err)
-				}
-				s.Close()
-				c.Close()
-			}
+			benchDialAccept(b, ln, target)
 		})
 	}
 }
