@@ -45,13 +45,16 @@
 // Sockets passed by systemd are taken by the sd-listen and fd:// forms,
 // and also by a plain TCP or UNIX address when a passed socket is bound to
 // exactly that address, so that one configuration works for a cold start
-// and for socket activation. The LISTEN_* environment is read once, checked
-// and removed; every fd is inspected before use and handed out once.
+// and for socket activation (Options.NoAdopt turns that off). The passed
+// fds are made close-on-exec when the package initialises; the LISTEN_*
+// environment is read once, checked, and removed once a passed socket is
+// taken; every fd is inspected before use and handed out once.
 //
 // # Several addresses, clients, restarts
 //
-// ListenAll merges several addresses into one listener (AddressList is
-// the matching repeatable flag); Dial and Address.DialContext reach a
+// ListenAll merges several addresses into one listener, which takes a
+// connection from the kernel only in its Accept (AddressList is the
+// matching repeatable flag); Dial and Address.DialContext reach a
 // server by the same string it listens on. An Upgrader hands every
 // listening socket to a new process of the program for a restart without
 // a refused connection; package httpdrain stops the old net/http server
