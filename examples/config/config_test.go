@@ -214,6 +214,7 @@ func TestDecodeOptionKeys(t *testing.T) {
 		{"unix_listen_gid", "1000", "1000", anylisten.Options{UnixListenGID: id(1000)}},
 		{"unix_listen_gid", "0", "0", anylisten.Options{UnixListenGID: id(0)}},
 		{"sd_accept_ignore_environment", "true", "true", anylisten.Options{SDAcceptIgnoreEnvironment: true}},
+		{"no_adopt", "true", "true", anylisten.Options{NoAdopt: true}},
 		{"tcp_keepalive", `"60000:3:5000"`, `"60000:3:5000"`, anylisten.Options{TCPKeepalive: keepalive(time.Minute, 3, 5*time.Second)}},
 		{"tcp_keepalive", `"60000"`, `"60000"`, anylisten.Options{TCPKeepalive: keepalive(time.Minute, 0, 0)}},
 		{"tcp_keepalive", `":3:"`, `":3:"`, anylisten.Options{TCPKeepalive: keepalive(0, 3, 0)}},
