@@ -57,6 +57,10 @@ import (
 //	attack   the attacker of the socket file tests (attackChild)
 //	           ANYLISTEN_TEST_ATTACK   "exchange A B", "swapin A B" or "connect P"
 //	         works until stdin is closed, then prints "HITS N" on stdout.
+//	perm     connects to UNIX sockets as the user it runs as (permChild)
+//	           ANYLISTEN_TEST_PATHS    the socket paths (or @names) as JSON
+//	         prints "PERM ID uid=U gid=G groups=[...]" and "PERM I OUTCOME"
+//	         for each path on stdout.
 //
 // To add a mode: write a function func() int that returns the exit
 // status, add one line to childModes, and describe the mode above.
@@ -64,6 +68,7 @@ var childModes = map[string]func() int{
 	"serve":  serveChild,
 	"copy":   copyChild,
 	"attack": attackChild,
+	"perm":   permChild,
 }
 
 func TestMain(m *testing.M) {
