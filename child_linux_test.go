@@ -57,6 +57,9 @@ import (
 //	attack   the attacker of the socket file tests (attackChild)
 //	           ANYLISTEN_TEST_ATTACK   "exchange A B", "swapin A B" or "connect P"
 //	         works until stdin is closed, then prints "HITS N" on stdout.
+//	hostile  Listen as the user it runs as (TestHostileUnprivileged; hostileChild)
+//	           ANYLISTEN_TEST_CASES    the cases as JSON, a list of hostileChildCase
+//	         prints "HOSTILE-RESULT JSON" on stdout for each case.
 //	perm     connects to UNIX sockets as the user it runs as (permChild)
 //	           ANYLISTEN_TEST_PATHS    the socket paths (or @names) as JSON
 //	         prints "PERM ID uid=U gid=G groups=[...]" and "PERM I OUTCOME"
@@ -65,10 +68,11 @@ import (
 // To add a mode: write a function func() int that returns the exit
 // status, add one line to childModes, and describe the mode above.
 var childModes = map[string]func() int{
-	"serve":  serveChild,
-	"copy":   copyChild,
-	"attack": attackChild,
-	"perm":   permChild,
+	"serve":   serveChild,
+	"copy":    copyChild,
+	"attack":  attackChild,
+	"hostile": hostileChild,
+	"perm":    permChild,
 }
 
 func TestMain(m *testing.M) {

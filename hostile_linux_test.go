@@ -539,10 +539,8 @@ func unusedID(t *testing.T, lookup func(string) error) uint32 {
 
 // The unprivileged cases, run as uid and gid 65534 (nobody), since root
 // ignores permissions: the test binary is copied where nobody can run it
-// and re-executed with -test.run '^TestHostileUnprivilegedChild$' and
-// hostileChildEnv, which holds the cases as JSON; the child prints one
-// result line per case.
-const hostileChildEnv = "ANYLISTEN_HOSTILE_CHILD_CASES"
+// and run in mode "hostile" (see childModes) with the cases as JSON in
+// ANYLISTEN_TEST_CASES; the child prints one result line per case.
 
 type hostileChildCase struct {
 	Addr string
@@ -629,9 +627,9 @@ func TestHostileUnprivileged(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-test.run", "^TestHostileUnprivilegedChild$", "-test.count=1", "-test.timeout=50s")
+	cmd := exec.CommandContext(ctx, bin)
 	cmd.Dir = base
-	cmd.Env = append(os.Environ(), hostileChildEnv+"="+string(js))
+	cmd.Env = append(os.Environ(), childModeEnv("hostile", "ANYLISTEN_TEST_CASES="+string(js))...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -669,18 +667,14 @@ func TestHostileUnprivileged(t *testing.T) {
 	}
 }
 
-// TestHostileUnprivilegedChild runs the cases of TestHostileUnprivileged
-// in the re-executed test binary; it is skipped otherwise.
-func TestHostileUnprivilegedChild(t *testing.T) {
-	js := os.Getenv(hostileChildEnv)
-	if js == "" {
-		t.Skip("runs only as the child of TestHostileUnprivileged")
-	}
+// hostileChild runs the cases of TestHostileUnprivileged, mode "hostile".
+func hostileChild() int {
 	var cases []hostileChildCase
-	if err := json.Unmarshal([]byte(js), &cases); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(os.Getenv("ANYLISTEN_TEST_CASES")), &cases); err != nil {
+		return childBadEnv("ANYLISTEN_TEST_CASES: %v", err)
 	}
-	checkNoFDLeak(t)
+	startPoller()
+	before := openFDSet()
 	for _, c := range cases {
 		var r hostileChildResult
 		ln, err := Listen(context.Background(), MustParseAddress(c.Addr), &c.Opts)
@@ -691,15 +685,27 @@ func TestHostileUnprivilegedChild(t *testing.T) {
 			if fi, err := os.Lstat(c.Addr); err == nil {
 				r.Owner = int(fi.Sys().(*syscall.Stat_t).Uid)
 			}
-			roundTrip(t, ln)
+			client, server, err := exchange(ln)
+			for _, conn := range []net.Conn{client, server} {
+				if conn != nil {
+					conn.Close()
+				}
+			}
 			ln.Close()
+			if err != nil {
+				return childFatalf("a connection to %s: %v", c.Addr, err)
+			}
 		}
 		line, err := json.Marshal(r)
 		if err != nil {
-			t.Fatal(err)
+			return childFatalf("%v", err)
 		}
 		os.Stdout.Write([]byte("HOSTILE-RESULT " + string(line) + "\n"))
 	}
+	if leaked := childFDLeaks(before); len(leaked) > 0 {
+		childErrorf("fds left open: %v; before: %v", leaked, before)
+	}
+	return 0
 }
 
 // A JSON null in a config file. For an Address it changes nothing, as
