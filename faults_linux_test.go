@@ -30,74 +30,64 @@ import (
 // Accept, and a predecessor killed with SIGKILL. Every wait is bounded,
 // every socket is on loopback, a UNIX path or an abstract name.
 
-// faultChildVar makes TestFaultChild run; its value is the child's mode.
-const faultChildVar = "ANYLISTEN_FAULT_CHILD"
-
-// TestFaultChild is the server process of the fault tests, not a test of
-// its own: they run the test binary with -test.run '^TestFaultChild$' and
-// ANYLISTEN_FAULT_CHILD set to the mode:
-//
-//	serve      Listen on each address, http.Serve each
-//	listenall  one ListenAll of the addresses, one http.Serve
-//	spin       Listen on each address, and an accept loop that retries a
-//	           temporary error at once, without backing off: the control
-//	           that shows the tests can see a spinning server
-//
-// ANYLISTEN_FAULT_ADDRS lists the addresses, separated by commas. If
-// ANYLISTEN_FAULT_FREE is set, the child then lowers its soft
-// RLIMIT_NOFILE so that only that many fds are free. It prints "ADDR
-// network address" for each socket and then "READY" on stderr. GET /
-// answers "ok"; GET /exit shuts the server down, and the child passes if
-// it served until then.
-func TestFaultChild(t *testing.T) {
-	mode := os.Getenv(faultChildVar)
-	if mode == "" {
-		t.Skip("the server process of the fault tests, which run it with " + faultChildVar + " set")
+// faultChild is the server process of the fault tests, mode "fault" (see
+// childModes for its variables and what it prints). It passes if it
+// served until GET /exit told it to stop.
+func faultChild() int {
+	mode := os.Getenv("ANYLISTEN_TEST_FAULT")
+	if mode != "serve" && mode != "listenall" && mode != "spin" {
+		return childBadEnv("ANYLISTEN_TEST_FAULT is %q; want serve, listenall or spin", mode)
 	}
 	var addrs []Address
-	for _, s := range strings.Split(os.Getenv("ANYLISTEN_FAULT_ADDRS"), ",") {
-		addrs = append(addrs, MustParseAddress(s))
+	for _, s := range strings.Split(os.Getenv("ANYLISTEN_TEST_ADDRS"), ",") {
+		a, err := ParseAddress(s)
+		if err != nil {
+			return childBadEnv("ANYLISTEN_TEST_ADDRS: %v", err)
+		}
+		addrs = append(addrs, a)
 	}
 	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 	if mode == "listenall" {
 		ln, err := ListenAll(context.Background(), addrs, nil)
 		if err != nil {
-			t.Fatal(err)
+			return childFatalf("ListenAll: %v", err)
 		}
 		lns = append(lns, ln)
 	} else {
 		for _, a := range addrs {
 			ln, err := Listen(context.Background(), a, nil)
 			if err != nil {
-				t.Fatal(err)
+				return childFatalf("Listen: %v", err)
 			}
 			lns = append(lns, ln)
 		}
 	}
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
 	for _, ln := range lns {
 		for _, a := range faultAddrs(ln) {
 			fmt.Fprintf(os.Stderr, "ADDR %s %s\n", a.Network(), a)
 		}
 	}
 
-	if s := os.Getenv("ANYLISTEN_FAULT_FREE"); s != "" {
+	if s := os.Getenv("ANYLISTEN_TEST_FREE"); s != "" {
 		free, err := strconv.Atoi(s)
 		if err != nil {
-			t.Fatal(err)
+			return childBadEnv("ANYLISTEN_TEST_FREE: %v", err)
 		}
 		var old unix.Rlimit
 		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-			t.Fatal(err)
+			return childFatalf("%v", err)
 		}
 		low := old
-		low.Cur = faultLimitFor(t, free)
+		if low.Cur, err = faultLimitFor(free); err != nil {
+			return childFatalf("%v", err)
+		}
 		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-			t.Fatal(err)
+			return childFatalf("%v", err)
 		}
 		defer unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
 		fmt.Fprintf(os.Stderr, "RLIMIT_NOFILE %d\n", low.Cur)
@@ -122,7 +112,7 @@ func TestFaultChild(t *testing.T) {
 				return
 			}
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
+				childErrorf("Serve: %v", err)
 			}
 		}()
 	}
@@ -130,17 +120,18 @@ func TestFaultChild(t *testing.T) {
 	select {
 	case <-exit:
 	case <-time.After(60 * time.Second):
-		t.Error("not told to exit within 60 s")
+		childErrorf("not told to exit within 60 s")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		t.Errorf("Shutdown: %v", err)
+		childErrorf("Shutdown: %v", err)
 	}
 	for _, ln := range lns {
 		ln.Close()
 	}
 	wg.Wait()
+	return 0
 }
 
 // faultSpinServe is the naive server of the control: it retries a
@@ -179,10 +170,10 @@ func faultAddrs(ln net.Listener) []net.Addr {
 // lowest free number: the limit is where the free'th free number below it
 // is reached. (fds above it, such as one a shell leaked into the test,
 // stay open and usable.)
-func faultLimitFor(t testing.TB, free int) uint64 {
+func faultLimitFor(free int) (uint64, error) {
 	ents, err := os.ReadDir("/proc/self/fd") // its own fd is free again after
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	open := map[string]bool{}
 	for _, e := range ents {
@@ -194,33 +185,33 @@ func faultLimitFor(t testing.TB, free int) uint64 {
 			free--
 		}
 	}
-	return uint64(limit)
+	return uint64(limit), nil
 }
 
-// faultServer is a running TestFaultChild.
+// faultServer is a running fault child.
 type faultServer struct {
 	*child
 	stdout *testenv.Buffer
 	addrs  []net.Addr
 }
 
-// startFaultServer runs TestFaultChild in mode on a TCP port of 127.0.0.1
-// and a UNIX socket path, with free fds left (0: RLIMIT_NOFILE as is),
-// and waits until it is ready.
+// startFaultServer runs the fault child in mode (serve, listenall or
+// spin) on addrs, with free fds left (0: RLIMIT_NOFILE as is), and waits
+// until it is ready.
 func startFaultServer(t *testing.T, mode string, free int, addrs ...string) *faultServer {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFaultChild$", "-test.count=1", "-test.timeout=2m", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	for _, kv := range os.Environ() {
-		// Neither childMain nor a service manager's variables.
+		// Neither another child's nor a service manager's variables.
 		if !strings.HasPrefix(kv, "ANYLISTEN_") && !strings.HasPrefix(kv, "LISTEN_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, faultChildVar+"="+mode, "ANYLISTEN_FAULT_ADDRS="+strings.Join(addrs, ","),
-		"GORACE=atexit_sleep_ms=0")
+	vars := []string{"ANYLISTEN_TEST_FAULT=" + mode, "ANYLISTEN_TEST_ADDRS=" + strings.Join(addrs, ",")}
 	if free > 0 {
-		cmd.Env = append(cmd.Env, "ANYLISTEN_FAULT_FREE="+strconv.Itoa(free))
+		vars = append(vars, "ANYLISTEN_TEST_FREE="+strconv.Itoa(free))
 	}
+	cmd.Env = append(cmd.Env, childModeEnv("fault", vars...)...)
 	s := &faultServer{stdout: new(testenv.Buffer)}
 	cmd.Stdout = s.stdout
 	s.child = startChild(t, cmd)
