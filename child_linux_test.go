@@ -60,13 +60,13 @@ import (
 //	fault    the server of the fault tests (faultChild)
 //	           ANYLISTEN_TEST_FAULT    serve: Listen on each address, http.Serve each;
 //	                                   listenall: one ListenAll, one http.Serve;
-//	                                   spin: Listen on each address, and an accept loop
-//	                                   that retries a temporary error at once (the control)
+//	                                   spin: as serve, through a listener that retries
+//	                                   a temporary Accept error at once (the control)
 //	           ANYLISTEN_TEST_ADDRS    addresses, separated by commas
 //	           ANYLISTEN_TEST_FREE     if set, lower RLIMIT_NOFILE so that only this many fds are free
-//	         prints "ADDR NETWORK ADDRESS" for each socket, "RLIMIT_NOFILE
-//	         N" if lowered, then "READY" on stderr; GET / answers "ok", GET
-//	         /exit ends it.
+//	         prints "PID N", "ADDR NETWORK ADDRESS" for each socket,
+//	         "RLIMIT_NOFILE N" if lowered, then "READY" on stderr;
+//	         GET / answers "ok", GET /exit ends it.
 //	hostile  Listen as the user it runs as (TestHostileUnprivileged; hostileChild)
 //	           ANYLISTEN_TEST_CASES    the cases as JSON, a list of hostileChildCase
 //	         prints "HOSTILE-RESULT JSON" on stdout for each case.
