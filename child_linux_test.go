@@ -70,6 +70,11 @@ import (
 //	hostile  Listen as the user it runs as (TestHostileUnprivileged; hostileChild)
 //	           ANYLISTEN_TEST_CASES    the cases as JSON, a list of hostileChildCase
 //	         prints "HOSTILE-RESULT JSON" on stdout for each case.
+//	resolve  Listen on a host name while the resolver is one that never
+//	         answers, cancelling the context once the query was sent
+//	         (TestHostileUnresolvableHost; resolveChild)
+//	           ANYLISTEN_TEST_ADDRS    the address, HOST:PORT
+//	         prints "RESOLVE-RESULT JSON" on stdout, a resolveResult.
 //	perm     connects to UNIX sockets as the user it runs as (permChild)
 //	           ANYLISTEN_TEST_PATHS    the socket paths (or @names) as JSON
 //	         prints "PERM ID uid=U gid=G groups=[...]" and "PERM I OUTCOME"
@@ -83,6 +88,7 @@ var childModes = map[string]func() int{
 	"attack":  attackChild,
 	"fault":   faultChild,
 	"hostile": hostileChild,
+	"resolve": resolveChild,
 	"perm":    permChild,
 }
 
