@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,34 +24,146 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The test binary doubles as the program that inherits sockets: with
-// ANYLISTEN_TEST_CHILD set, TestMain runs childMain instead of the tests,
-// so that tests can start it under the real systemd-socket-activate, socat
-// or a hand-made LISTEN_FDS environment.
+// The test binary doubles as every child process the tests start: with
+// ANYLISTEN_TEST_CHILD set to the name of a mode, TestMain runs that
+// mode's function from childModes instead of the tests and exits with the
+// status it returns. Tests run it under the real systemd-socket-activate,
+// socat or strace, with a hand-made LISTEN_FDS environment, or as another
+// user from a copy of the binary (copyExecutable); childModeEnv makes the
+// variables that pick the mode.
 //
-//	ANYLISTEN_TEST_CHILD  addresses to listen on, separated by commas
-//	ANYLISTEN_TEST_OPTS   Options as JSON
-//	ANYLISTEN_TEST_CONNS  connections to serve before exiting (default 1);
-//	                      0 serves until Accept fails, -1 exits at once
-//	ANYLISTEN_TEST_READY  if set, call Ready once listening
-//	ANYLISTEN_TEST_CLOEXEC an fd whose close-on-exec flag to print once listening
-//	ANYLISTEN_TEST_LINGER with CONNS=-1, how long to wait before closing
-//	ANYLISTEN_TEST_SPAWN  if set, before the first Listen start a shell and
-//	                      print what it has at fd 3: "SPAWN fd3=TARGET"
-//	ANYLISTEN_TEST_LATE_READY if set, call Ready only once SIGTERM came,
-//	                      print "LATE READY: <error or ok>", close, exit 0
+// Every mode exits 0 if it did what it was asked; 1 after a failure,
+// reported on stderr as "CHILD ERROR: ..." (childErrorf, childFatalf);
+// and 2 if one of its variables is missing or wrong ("CHILD BAD
+// ENVIRONMENT: ..."). The modes, their variables, and what they print:
 //
-// It prints "LISTENER TYPE ADDR" on stderr for each listener. For each
-// connection it writes one line, "CONN LISTENER LOCAL REMOTE
-// LISTEN_FDS=...", and closes it. A Listen error is printed as
-// "LISTEN ERROR: ..." on stderr with exit status 3, or 4 if the first
-// Listen failed and changed fds 0-2 all the same; an fd leak (more open
-// fds after closing every listener than before listening) exits 4.
+//	serve    the generic serving child (childEnv makes its environment)
+//	           ANYLISTEN_TEST_ADDRS    addresses to listen on, separated by commas
+//	           ANYLISTEN_TEST_OPTS     Options as JSON
+//	           ANYLISTEN_TEST_CONNS    connections to serve before exiting (default 1);
+//	                                   0 serves until Accept fails, -1 exits at once
+//	           ANYLISTEN_TEST_READY    if set, call Ready once listening
+//	           ANYLISTEN_TEST_CLOEXEC  an fd whose close-on-exec flag to print once listening
+//	           ANYLISTEN_TEST_LINGER   with CONNS=-1, how long to wait before closing
+//	           ANYLISTEN_TEST_SPAWN    if set, start a shell before the first Listen
+//	                                   and print what it has at fd 3, "SPAWN fd3=TARGET"
+//	           ANYLISTEN_TEST_LATE_READY if set, call Ready only once SIGTERM came,
+//	                                   print "LATE READY: ERROR", close, exit 0
+//	         prints "LISTENER TYPE ADDR" on stderr for each listener, and
+//	         "CLOEXEC FD=BOOL (ERR)" if asked; writes one line to each
+//	         connection, "CONN LISTENER LOCAL REMOTE LISTEN_FDS=...
+//	         KEEPIDLE=...", and closes it. A Listen or Ready error is
+//	         printed as "LISTEN ERROR: ..." or "READY ERROR: ..." with exit
+//	         status 3 (4 if the first Listen failed and changed fds 0-2 all
+//	         the same); an fd leak (an fd open after closing every listener
+//	         that was not, or pointed elsewhere, before listening) as
+//	         "FD LEAK: ..." with exit status 4.
+//	copy     serves a file with io.Copy and relays a connection to
+//	         another, 8 MiB each, over connections from Listen: the
+//	         process TestSendfileAndSplice runs under strace (copyChild).
+//	attack   the attacker of the socket file tests (attackChild)
+//	           ANYLISTEN_TEST_ATTACK   "exchange A B", "swapin A B" or "connect P"
+//	         works until stdin is closed, then prints "HITS N" on stdout.
+//	fault    the server of the fault tests (faultChild)
+//	           ANYLISTEN_TEST_FAULT    serve: Listen on each address, http.Serve each;
+//	                                   listenall: one ListenAll, one http.Serve;
+//	                                   spin: as serve, through a listener that retries
+//	                                   a temporary Accept error at once (the control)
+//	           ANYLISTEN_TEST_ADDRS    addresses, separated by commas
+//	           ANYLISTEN_TEST_FREE     if set, lower RLIMIT_NOFILE so that only this many fds are free
+//	         prints "PID N", "ADDR NETWORK ADDRESS" for each socket,
+//	         "RLIMIT_NOFILE N" if lowered, then "READY" on stderr;
+//	         GET / answers "ok", GET /exit ends it.
+//	hostile  Listen as the user it runs as (TestHostileUnprivileged; hostileChild)
+//	           ANYLISTEN_TEST_CASES    the cases as JSON, a list of hostileChildCase
+//	         prints "HOSTILE-RESULT JSON" on stdout for each case.
+//	resolve  Listen on a host name while the resolver is one that never
+//	         answers, cancelling the context once the query was sent
+//	         (TestHostileUnresolvableHost; resolveChild)
+//	           ANYLISTEN_TEST_ADDRS    the address, HOST:PORT
+//	         prints "RESOLVE-RESULT JSON" on stdout, a resolveResult.
+//	perm     connects to UNIX sockets as the user it runs as (permChild)
+//	           ANYLISTEN_TEST_PATHS    the socket paths (or @names) as JSON
+//	         prints "PERM ID uid=U gid=G groups=[...]" and "PERM I OUTCOME"
+//	         for each path on stdout.
+//
+// To add a mode: write a function func() int that returns the exit
+// status, add one line to childModes, and describe the mode above.
+var childModes = map[string]func() int{
+	"serve":   serveChild,
+	"copy":    copyChild,
+	"attack":  attackChild,
+	"fault":   faultChild,
+	"hostile": hostileChild,
+	"resolve": resolveChild,
+	"perm":    permChild,
+}
+
 func TestMain(m *testing.M) {
-	if os.Getenv("ANYLISTEN_TEST_CHILD") != "" {
-		os.Exit(childMain())
+	if mode := os.Getenv("ANYLISTEN_TEST_CHILD"); mode != "" {
+		os.Exit(childMain(mode))
 	}
 	os.Exit(checkSuiteFDs(m.Run))
+}
+
+// childMain runs the child of mode and returns its exit status.
+func childMain(mode string) int {
+	run, ok := childModes[mode]
+	if !ok {
+		modes := slices.Sorted(maps.Keys(childModes))
+		return childBadEnv("ANYLISTEN_TEST_CHILD is %q; want one of %s", mode, strings.Join(modes, ", "))
+	}
+	code := run()
+	if code == 0 && childFailed.Load() {
+		code = 1
+	}
+	return code
+}
+
+// childModeEnv is the environment that makes the test binary the child
+// of mode, with the mode's variables vars ("NAME=value"). Append it to the
+// rest of the child's environment.
+func childModeEnv(mode string, vars ...string) []string {
+	env := append([]string{"ANYLISTEN_TEST_CHILD=" + mode}, vars...)
+	return append(env, "GORACE=atexit_sleep_ms=0") // a -race child would wait a second before it exits
+}
+
+// childFailed is set once a child reported a failure with childErrorf.
+var childFailed atomic.Bool
+
+// childErrorf reports a failure of a child process and lets it go on, as
+// t.Errorf does in a test: the message goes to stderr after "CHILD ERROR:
+// ", and the child exits 1 where its mode returns 0. Any goroutine may
+// call it.
+func childErrorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "CHILD ERROR: "+format+"\n", args...)
+	childFailed.Store(true)
+}
+
+// childFatalf reports a failure as childErrorf does and returns the exit
+// status 1, for the mode to end with, as t.Fatalf ends a test:
+//
+//	return childFatalf("Listen: %v", err)
+func childFatalf(format string, args ...any) int {
+	childErrorf(format, args...)
+	return 1
+}
+
+// childBadEnv reports a variable that a mode cannot use and returns the
+// exit status 2.
+func childBadEnv(format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, "CHILD BAD ENVIRONMENT: "+format+"\n", args...)
+	return 2
+}
+
+// childFDLeaks returns the fds of a child that are open now and were not
+// in before (openFDSet), or pointed elsewhere. Inherited fds are closed
+// once taken, and inetd points stdin and stdout at /dev/null: that is no
+// leak.
+func childFDLeaks(before map[string]string) []string {
+	return fdsLeft(2*time.Second, func(fd, target string) bool {
+		return before[fd] != target && !((fd == "0" || fd == "1") && target == "/dev/null")
+	})
 }
 
 // checkSuiteFDs runs the tests and fails the run if they leave more fds
@@ -59,22 +174,30 @@ func checkSuiteFDs(run func() int) int {
 	startPoller()
 	before := openFDSet()
 	code := run()
-	deadline := time.Now().Add(5 * time.Second)
+	leaked := fdsLeft(5*time.Second, func(fd, _ string) bool { _, ok := before[fd]; return !ok })
+	if len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "FD LEAK: the test suite left %d fds open: %v\n", len(leaked), leaked)
+		return 1
+	}
+	return code
+}
+
+// fdsLeft returns the open fds, as "FD -> TARGET", that leak says are
+// leaked, after waiting up to within for them to be closed: the runtime
+// finishes some closes late.
+func fdsLeft(within time.Duration, leak func(fd, target string) bool) []string {
+	deadline := time.Now().Add(within)
 	for {
 		var leaked []string
 		for fd, target := range openFDSet() {
-			if _, ok := before[fd]; !ok {
+			if leak(fd, target) {
 				leaked = append(leaked, fd+" -> "+target)
 			}
 		}
-		if len(leaked) == 0 {
-			return code
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return leaked
 		}
-		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "FD LEAK: the test suite left %d fds open: %v\n", len(leaked), leaked)
-			return 1
-		}
-		time.Sleep(50 * time.Millisecond) // closes the runtime finishes late
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -88,18 +211,12 @@ func startPoller() {
 	}
 }
 
-func childMain() int {
-	switch os.Getenv("ANYLISTEN_TEST_CHILD") {
-	case "copy":
-		return copyChild()
-	case "attack":
-		return attackChild()
-	}
+// serveChild is the generic serving child, mode "serve".
+func serveChild() int {
 	var opts Options
 	if s := os.Getenv("ANYLISTEN_TEST_OPTS"); s != "" {
 		if err := json.Unmarshal([]byte(s), &opts); err != nil {
-			fmt.Fprintln(os.Stderr, "bad ANYLISTEN_TEST_OPTS:", err)
-			return 2
+			return childBadEnv("ANYLISTEN_TEST_OPTS: %v", err)
 		}
 	}
 	conns := 1
@@ -114,7 +231,7 @@ func childMain() int {
 	before := openFDSet()
 	stdio := stdioState()
 	var lns []net.Listener
-	for _, s := range strings.Split(os.Getenv("ANYLISTEN_TEST_CHILD"), ",") {
+	for _, s := range strings.Split(os.Getenv("ANYLISTEN_TEST_ADDRS"), ",") {
 		addr, err := ParseAddress(s)
 		if err == nil {
 			var ln net.Listener
@@ -202,13 +319,9 @@ func childMain() int {
 	for _, ln := range lns {
 		ln.Close()
 	}
-	// Inherited fds are closed once taken, and inetd points stdin and
-	// stdout at /dev/null; no other fd may have appeared or changed.
-	for fd, target := range openFDSet() {
-		if before[fd] != target && !((fd == "0" || fd == "1") && target == "/dev/null") {
-			fmt.Fprintf(os.Stderr, "FD LEAK: fd %s (%s) is open after Close; before Listen: %v\n", fd, target, before)
-			return 4
-		}
+	if leaked := childFDLeaks(before); len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "FD LEAK: %v are open after Close; before Listen: %v\n", leaked, before)
+		return 4
 	}
 	return 0
 }
@@ -260,13 +373,11 @@ type child struct {
 	exited chan struct{}
 }
 
-// childEnv is the environment that makes the test binary a child
-// listening on addrs.
+// childEnv is the environment that makes the test binary the serving
+// child (mode "serve") listening on addrs, with the Options opts (JSON, or
+// "") and serving conns connections.
 func childEnv(addrs, opts string, conns int) []string {
-	return []string{
-		"ANYLISTEN_TEST_CHILD=" + addrs, "ANYLISTEN_TEST_OPTS=" + opts, "ANYLISTEN_TEST_CONNS=" + strconv.Itoa(conns),
-		"GORACE=atexit_sleep_ms=0", // a -race child would wait a second before it exits
-	}
+	return childModeEnv("serve", "ANYLISTEN_TEST_ADDRS="+addrs, "ANYLISTEN_TEST_OPTS="+opts, "ANYLISTEN_TEST_CONNS="+strconv.Itoa(conns))
 }
 
 // startChild starts cmd, capturing stderr, and kills it at cleanup.

@@ -30,74 +30,65 @@ import (
 // Accept, and a predecessor killed with SIGKILL. Every wait is bounded,
 // every socket is on loopback, a UNIX path or an abstract name.
 
-// faultChildVar makes TestFaultChild run; its value is the child's mode.
-const faultChildVar = "ANYLISTEN_FAULT_CHILD"
-
-// TestFaultChild is the server process of the fault tests, not a test of
-// its own: they run the test binary with -test.run '^TestFaultChild$' and
-// ANYLISTEN_FAULT_CHILD set to the mode:
-//
-//	serve      Listen on each address, http.Serve each
-//	listenall  one ListenAll of the addresses, one http.Serve
-//	spin       Listen on each address, and an accept loop that retries a
-//	           temporary error at once, without backing off: the control
-//	           that shows the tests can see a spinning server
-//
-// ANYLISTEN_FAULT_ADDRS lists the addresses, separated by commas. If
-// ANYLISTEN_FAULT_FREE is set, the child then lowers its soft
-// RLIMIT_NOFILE so that only that many fds are free. It prints "ADDR
-// network address" for each socket and then "READY" on stderr. GET /
-// answers "ok"; GET /exit shuts the server down, and the child passes if
-// it served until then.
-func TestFaultChild(t *testing.T) {
-	mode := os.Getenv(faultChildVar)
-	if mode == "" {
-		t.Skip("the server process of the fault tests, which run it with " + faultChildVar + " set")
+// faultChild is the server process of the fault tests, mode "fault" (see
+// childModes for its variables and what it prints). It passes if it
+// served until GET /exit told it to stop.
+func faultChild() int {
+	mode := os.Getenv("ANYLISTEN_TEST_FAULT")
+	if mode != "serve" && mode != "listenall" && mode != "spin" {
+		return childBadEnv("ANYLISTEN_TEST_FAULT is %q; want serve, listenall or spin", mode)
 	}
 	var addrs []Address
-	for _, s := range strings.Split(os.Getenv("ANYLISTEN_FAULT_ADDRS"), ",") {
-		addrs = append(addrs, MustParseAddress(s))
+	for _, s := range strings.Split(os.Getenv("ANYLISTEN_TEST_ADDRS"), ",") {
+		a, err := ParseAddress(s)
+		if err != nil {
+			return childBadEnv("ANYLISTEN_TEST_ADDRS: %v", err)
+		}
+		addrs = append(addrs, a)
 	}
 	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 	if mode == "listenall" {
 		ln, err := ListenAll(context.Background(), addrs, nil)
 		if err != nil {
-			t.Fatal(err)
+			return childFatalf("ListenAll: %v", err)
 		}
 		lns = append(lns, ln)
 	} else {
 		for _, a := range addrs {
 			ln, err := Listen(context.Background(), a, nil)
 			if err != nil {
-				t.Fatal(err)
+				return childFatalf("Listen: %v", err)
 			}
 			lns = append(lns, ln)
 		}
 	}
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
+	fmt.Fprintf(os.Stderr, "PID %d\n", os.Getpid())
 	for _, ln := range lns {
 		for _, a := range faultAddrs(ln) {
 			fmt.Fprintf(os.Stderr, "ADDR %s %s\n", a.Network(), a)
 		}
 	}
 
-	if s := os.Getenv("ANYLISTEN_FAULT_FREE"); s != "" {
+	if s := os.Getenv("ANYLISTEN_TEST_FREE"); s != "" {
 		free, err := strconv.Atoi(s)
 		if err != nil {
-			t.Fatal(err)
+			return childBadEnv("ANYLISTEN_TEST_FREE: %v", err)
 		}
 		var old unix.Rlimit
 		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-			t.Fatal(err)
+			return childFatalf("%v", err)
 		}
 		low := old
-		low.Cur = faultLimitFor(t, free)
+		if low.Cur, err = faultLimitFor(free); err != nil {
+			return childFatalf("%v", err)
+		}
 		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-			t.Fatal(err)
+			return childFatalf("%v", err)
 		}
 		defer unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
 		fmt.Fprintf(os.Stderr, "RLIMIT_NOFILE %d\n", low.Cur)
@@ -114,15 +105,14 @@ func TestFaultChild(t *testing.T) {
 	srv := &http.Server{Handler: mux}
 	var wg sync.WaitGroup
 	for _, ln := range lns {
+		if mode == "spin" {
+			ln = &faultSpinListener{Listener: ln}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if mode == "spin" {
-				faultSpinServe(ln)
-				return
-			}
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
+				childErrorf("Serve: %v", err)
 			}
 		}()
 	}
@@ -130,39 +120,38 @@ func TestFaultChild(t *testing.T) {
 	select {
 	case <-exit:
 	case <-time.After(60 * time.Second):
-		t.Error("not told to exit within 60 s")
+		childErrorf("not told to exit within 60 s")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		t.Errorf("Shutdown: %v", err)
+		childErrorf("Shutdown: %v", err)
 	}
 	for _, ln := range lns {
 		ln.Close()
 	}
 	wg.Wait()
+	return 0
 }
 
-// faultSpinServe is the naive server of the control: it retries a
-// temporary Accept error at once, as no server should.
-func faultSpinServe(ln net.Listener) {
-	reported := false
+// faultSpinListener is the listener of the control: it retries a
+// temporary Accept error at once, without telling the server, as no
+// listener should.
+type faultSpinListener struct {
+	net.Listener
+	reported bool // http.Serve calls Accept from one goroutine
+}
+
+func (l *faultSpinListener) Accept() (net.Conn, error) {
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if isTemporary(err) {
-				if !reported {
-					fmt.Fprintln(os.Stderr, "SPIN on:", err)
-					reported = true
-				}
-				continue
-			}
-			return
+		c, err := l.Listener.Accept()
+		if err == nil || !isTemporary(err) {
+			return c, err
 		}
-		go func() {
-			io.Copy(io.Discard, c)
-			c.Close()
-		}()
+		if !l.reported {
+			fmt.Fprintln(os.Stderr, "SPIN on:", err)
+			l.reported = true
+		}
 	}
 }
 
@@ -179,10 +168,10 @@ func faultAddrs(ln net.Listener) []net.Addr {
 // lowest free number: the limit is where the free'th free number below it
 // is reached. (fds above it, such as one a shell leaked into the test,
 // stay open and usable.)
-func faultLimitFor(t testing.TB, free int) uint64 {
+func faultLimitFor(free int) (uint64, error) {
 	ents, err := os.ReadDir("/proc/self/fd") // its own fd is free again after
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	open := map[string]bool{}
 	for _, e := range ents {
@@ -194,37 +183,69 @@ func faultLimitFor(t testing.TB, free int) uint64 {
 			free--
 		}
 	}
-	return uint64(limit)
+	return uint64(limit), nil
 }
 
-// faultServer is a running TestFaultChild.
+// faultServer is a running fault child.
 type faultServer struct {
 	*child
 	stdout *testenv.Buffer
 	addrs  []net.Addr
+	pid    int    // the child's (under strace, cmd is strace)
+	trace  string // strace's log of the child's accept calls, or ""
 }
 
-// startFaultServer runs TestFaultChild in mode on a TCP port of 127.0.0.1
-// and a UNIX socket path, with free fds left (0: RLIMIT_NOFILE as is),
-// and waits until it is ready.
+// startFaultServer runs the fault child in mode (serve, listenall or
+// spin) on addrs, with free fds left (0: RLIMIT_NOFILE as is), and waits
+// until it is ready.
 func startFaultServer(t *testing.T, mode string, free int, addrs ...string) *faultServer {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFaultChild$", "-test.count=1", "-test.timeout=2m", "-test.v")
+	return runFaultServer(t, "", mode, free, addrs)
+}
+
+// traceFaultServer is startFaultServer with the child run under strace,
+// which logs its accept calls for acceptFailures.
+func traceFaultServer(t *testing.T, mode string, free int, addrs ...string) *faultServer {
+	t.Helper()
+	return runFaultServer(t, testenv.NeedTool(t, "strace"), mode, free, addrs)
+}
+
+func runFaultServer(t *testing.T, strace, mode string, free int, addrs []string) *faultServer {
+	t.Helper()
+	s := &faultServer{stdout: new(testenv.Buffer)}
+	cmd := exec.Command(os.Args[0])
+	if strace != "" {
+		s.trace = filepath.Join(t.TempDir(), "strace.log")
+		cmd = exec.Command(strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=accept,accept4", "-e", "signal=none", "-o", s.trace, os.Args[0])
+	}
 	for _, kv := range os.Environ() {
-		// Neither childMain nor a service manager's variables.
+		// Neither another child's nor a service manager's variables.
 		if !strings.HasPrefix(kv, "ANYLISTEN_") && !strings.HasPrefix(kv, "LISTEN_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, faultChildVar+"="+mode, "ANYLISTEN_FAULT_ADDRS="+strings.Join(addrs, ","),
-		"GORACE=atexit_sleep_ms=0")
+	vars := []string{"ANYLISTEN_TEST_FAULT=" + mode, "ANYLISTEN_TEST_ADDRS=" + strings.Join(addrs, ",")}
 	if free > 0 {
-		cmd.Env = append(cmd.Env, "ANYLISTEN_FAULT_FREE="+strconv.Itoa(free))
+		vars = append(vars, "ANYLISTEN_TEST_FREE="+strconv.Itoa(free))
 	}
-	s := &faultServer{stdout: new(testenv.Buffer)}
+	cmd.Env = append(cmd.Env, childModeEnv("fault", vars...)...)
 	cmd.Stdout = s.stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.child = startChild(t, cmd)
+	t.Cleanup(func() {
+		// Killing strace would leave the child running: kill the group.
+		select {
+		case <-s.exited:
+		default:
+			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		}
+	})
 	s.waitFor(t, "READY\n")
+	m := regexp.MustCompile(`(?m)^PID (\d+)$`).FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("child did not say its pid; %s", s.output())
+	}
+	s.pid, _ = strconv.Atoi(m[1])
 	for _, m := range regexp.MustCompile(`(?m)^ADDR (\S+) (\S+)$`).FindAllStringSubmatch(s.stderr.String(), -1) {
 		s.addrs = append(s.addrs, addrString{m[1], m[2]})
 	}
@@ -286,68 +307,20 @@ func (s *faultServer) exit(t *testing.T) {
 	}
 }
 
-// faultCPUTime returns the user and system CPU time the process pid has used,
-// from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).
-func faultCPUTime(t testing.TB, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The command name, field 2, is in parentheses and may hold spaces.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // f[0] is field 3
-	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
-	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("parsing /proc/%d/stat %q: %v, %v", pid, s, err1, err2)
-	}
-	const userHZ = 100 // sysconf(_SC_CLK_TCK), fixed by the kernel's ABI
-	return time.Duration(utime+stime) * time.Second / userHZ
-}
+// faultFree is how many fds the EMFILE child has free.
+const faultFree = 8
 
-const (
-	// faultFree is how many fds the EMFILE child has free.
-	faultFree = 8
-	// faultStall is how long the child's CPU time is measured while
-	// its fd table is full.
-	faultStall = 1500 * time.Millisecond
-)
-
-// faultSpins reports whether cpu used over faultStall is a spinning
-// accept loop: more than a tenth of one CPU. A server that backs off
-// (http.Serve: 5 ms doubling to 1 s) uses next to nothing (0 to 20 ms); a
-// loop that retries accept at once uses a whole CPU, or its share of one
-// on a loaded machine.
-func faultSpins(cpu time.Duration) bool { return cpu > faultStall/10 }
-
-// faultBusyShare busy-loops on one OS thread for d and returns the CPU
-// time that thread got: what a spinning thread gets on this machine now.
-func faultBusyShare(t testing.TB, d time.Duration) time.Duration {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var before, after unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &before); err != nil {
-		t.Error(err)
-	}
-	for end := time.Now().Add(d); time.Now().Before(end); {
-	}
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &after); err != nil {
-		t.Error(err)
-	}
-	used := func(r *unix.Rusage) time.Duration { return time.Duration(r.Utime.Nano() + r.Stime.Nano()) }
-	return used(&after) - used(&before)
-}
+// faultStall is how long stall holds the child's fd table full: long
+// enough for a server that backs off as http.Serve does (5 ms, doubling)
+// to try Accept a few times.
+const faultStall = 1500 * time.Millisecond
 
 // stall fills the child's fd table: it opens more connections to each
 // address than the child has fds free, waits until every fd number below
-// the child's RLIMIT_NOFILE is taken, and returns the CPU time the child
-// used over faultStall after that. It then checks that the EMFILE error
-// reached the server on every address (so the server could back off).
+// the child's RLIMIT_NOFILE is taken, and holds them for faultStall. It
+// then checks that the EMFILE error reached the server on every address.
 // The connections stay open until the test ends or release is called.
-// With calibrate, a thread of this process busy-loops over the same
-// window, and share is the CPU time it got.
-func (s *faultServer) stall(t *testing.T, calibrate bool) (cpu, share time.Duration, release func()) {
+func (s *faultServer) stall(t *testing.T) (release func()) {
 	t.Helper()
 	var conns []net.Conn
 	release = func() {
@@ -379,11 +352,10 @@ func (s *faultServer) stall(t *testing.T, calibrate bool) (cpu, share time.Durat
 		t.Fatalf("child did not say its RLIMIT_NOFILE; %s", s.output())
 	}
 	limit, _ := strconv.Atoi(m[1])
-	pid := s.cmd.Process.Pid
 	deadline := time.Now().Add(10 * time.Second)
 	for taken := 0; taken < limit; {
 		alive()
-		ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(s.pid) + "/fd")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,21 +370,11 @@ func (s *faultServer) stall(t *testing.T, calibrate bool) (cpu, share time.Durat
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-
-	before := faultCPUTime(t, pid)
-	shareCh := make(chan time.Duration, 1)
-	if calibrate {
-		go func() { shareCh <- faultBusyShare(t, faultStall) }()
-	}
 	select {
 	case <-s.exited:
-	case <-time.After(faultStall): // the measurement window, not a wait for readiness
+	case <-time.After(faultStall): // the server's time to try, not a wait for readiness
 	}
 	alive()
-	cpu = faultCPUTime(t, pid) - before
-	if calibrate {
-		share = <-shareCh
-	}
 
 	// Every listener has connections waiting that no fd is left for:
 	// each Accept failed with EMFILE, and the server was told.
@@ -422,48 +384,64 @@ func (s *faultServer) stall(t *testing.T, calibrate bool) (cpu, share time.Durat
 			t.Errorf("the server was not told that Accept on %s %s fails with EMFILE; %s", a.Network(), a, s.output())
 		}
 	}
-	return cpu, share, release
+	return release
+}
+
+// acceptFailures reads, once the traced child has exited, how many of its
+// accept calls failed with EMFILE (strace's log), and how many Accept
+// errors its server was told of: http.Serve logs each temporary error it
+// backs off from, "http: Accept error: ...; retrying in ...".
+func (s *faultServer) acceptFailures(t *testing.T) (failed, told int) {
+	t.Helper()
+	log, err := os.ReadFile(s.trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed = len(regexp.MustCompile(`(?m)^\d+ +(?:accept4?\(.*|<\.\.\. accept4? resumed>.*) = -1 EMFILE `).FindAll(log, -1))
+	told = len(regexp.MustCompile(`(?m)http: Accept error: .*: too many open files; retrying in `).FindAllString(s.stderr.String(), -1))
+	return failed, told
 }
 
 // TestFaultEMFILE fills the fd table of a server process: its Accept then
 // fails with EMFILE, a temporary error, which Listen's listeners and
-// ListenAll's merge pass on as they are, so that http.Serve backs off. The
-// server must neither spin (its CPU time stays low while the table is
-// full) nor die, and must serve again once fds are free. The control
-// shows that a server that does not back off is seen spinning.
+// ListenAll's merge pass on as they are, so that http.Serve backs off
+// (sleeps 5 ms, doubling to 1 s, between tries). The server must neither
+// spin nor die, and must serve again once fds are free. It spins if a
+// listener retries accept itself, at once, instead of passing the error
+// on: strace counts the accept calls that failed, and each must be an
+// error the server was told of. The control is such a listener.
 func TestFaultEMFILE(t *testing.T) {
-	for _, mode := range []string{"serve", "listenall"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tt := range []struct {
+		name, mode string
+		spins      bool
+	}{
+		{"serve", "serve", false},
+		{"listenall", "listenall", false},
+		{"control", "spin", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			dir := testenv.SocketDir(t)
-			s := startFaultServer(t, mode, faultFree, "127.0.0.1:0", "unix:"+filepath.Join(dir, "emfile.sock"))
+			s := traceFaultServer(t, tt.mode, faultFree, "127.0.0.1:0", "unix:"+filepath.Join(dir, "emfile.sock"))
 			for _, a := range s.addrs {
 				s.getUntil(t, a)
 			}
-			cpu, _, release := s.stall(t, false)
-			t.Logf("CPU time with a full fd table: %v in %v", cpu, faultStall)
-			if faultSpins(cpu) {
-				t.Errorf("the server spins with a full fd table: %v of CPU in %v; %s", cpu, faultStall, s.output())
-			}
+			release := s.stall(t)
 			release()
 			for _, a := range s.addrs {
 				s.getUntil(t, a)
 			}
 			s.exit(t)
+			failed, told := s.acceptFailures(t)
+			t.Logf("%d accept calls failed with EMFILE; the server was told of %d", failed, told)
+			switch {
+			case !tt.spins && (failed != told || told == 0):
+				t.Errorf("%d accept calls failed with EMFILE, and the server was told of %d: want as many, and some; %s", failed, told, s.output())
+			case tt.spins && failed <= told:
+				t.Errorf("a listener that retries at once made %d accept calls that failed, and the server was told of %d: the test cannot tell spinning; %s",
+					failed, told, s.output())
+			}
 		})
 	}
-	t.Run("control", func(t *testing.T) {
-		dir := testenv.SocketDir(t)
-		s := startFaultServer(t, "spin", faultFree, "127.0.0.1:0", "unix:"+filepath.Join(dir, "spin.sock"))
-		cpu, share, _ := s.stall(t, true)
-		t.Logf("CPU time of the spinning control: %v in %v (a busy thread of the test got %v)", cpu, faultStall, share)
-		if !faultSpins(cpu) && !faultSpins(share/2) {
-			t.Skipf("this machine is too loaded to show spinning: a busy thread got only %v of CPU in %v", share, faultStall)
-		}
-		if !faultSpins(cpu) {
-			t.Errorf("a server that retries at once used only %v of CPU in %v: the test cannot tell spinning; %s",
-				cpu, faultStall, s.output())
-		}
-	})
 }
 
 // faultListenKinds are the listeners Listen and ListenAll return for

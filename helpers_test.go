@@ -2,6 +2,8 @@ package anylisten
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,6 +28,23 @@ func listenT(t testing.TB, s string, o *Options) net.Listener {
 // returns the server's end, closed at cleanup.
 func roundTrip(t testing.TB, ln net.Listener) net.Conn {
 	t.Helper()
+	client, server, err := exchange(ln)
+	if client != nil {
+		t.Cleanup(func() { client.Close() })
+	}
+	if server != nil {
+		t.Cleanup(func() { server.Close() })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server
+}
+
+// exchange is roundTrip for a child process, which has no testing.TB: it
+// returns both ends of the connection, whichever it got to open, for the
+// caller to close, and the first error.
+func exchange(ln net.Listener) (client, server net.Conn, err error) {
 	type result struct {
 		c   net.Conn
 		err error
@@ -39,38 +58,37 @@ func roundTrip(t testing.TB, ln net.Listener) net.Conn {
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
 		address = net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
 	}
-	cc, err := net.DialTimeout(network, address, 5*time.Second)
+	client, err = net.DialTimeout(network, address, 5*time.Second)
 	if err != nil {
-		t.Fatalf("dial %s %s: %v", network, address, err)
+		return nil, nil, fmt.Errorf("dial %s %s: %v", network, address, err)
 	}
-	t.Cleanup(func() { cc.Close() })
 	var r result
 	select {
 	case r = <-ch:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Accept did not return within 10 s")
+		return client, nil, errors.New("Accept did not return within 10 s")
 	}
 	if r.err != nil {
-		t.Fatalf("Accept: %v", r.err)
+		return client, nil, fmt.Errorf("Accept: %v", r.err)
 	}
-	t.Cleanup(func() { r.c.Close() })
+	server = r.c
 	deadline := time.Now().Add(5 * time.Second)
-	cc.SetDeadline(deadline)
-	r.c.SetDeadline(deadline)
+	client.SetDeadline(deadline)
+	server.SetDeadline(deadline)
 	buf := make([]byte, 1)
-	if _, err := cc.Write([]byte{'x'}); err != nil {
-		t.Fatal(err)
+	if _, err := client.Write([]byte{'x'}); err != nil {
+		return client, server, err
 	}
-	if _, err := r.c.Read(buf); err != nil || buf[0] != 'x' {
-		t.Fatalf("server read %q, %v", buf, err)
+	if _, err := server.Read(buf); err != nil || buf[0] != 'x' {
+		return client, server, fmt.Errorf("server read %q, %v", buf, err)
 	}
-	if _, err := r.c.Write([]byte{'y'}); err != nil {
-		t.Fatal(err)
+	if _, err := server.Write([]byte{'y'}); err != nil {
+		return client, server, err
 	}
-	if _, err := cc.Read(buf); err != nil || buf[0] != 'y' {
-		t.Fatalf("client read %q, %v", buf, err)
+	if _, err := client.Read(buf); err != nil || buf[0] != 'y' {
+		return client, server, fmt.Errorf("client read %q, %v", buf, err)
 	}
-	return r.c
+	return client, server, nil
 }
 
 // checkNoFDLeak fails t at cleanup if the process has more open files

@@ -25,14 +25,13 @@ import (
 )
 
 // The permission tests run the test binary again as another user, in a
-// child process that TestPermChild turns into a client: it connects to
-// each path (a UNIX socket path or an abstract @name) in the JSON list in
-// $ANYLISTEN_PERM_CHILD and prints one line for each, "PERM i OUTCOME",
-// after a line "PERM ID uid=U gid=G groups=[...]" that says who it runs
-// as. OUTCOME is "in" if it connected and read the line the server sends
-// (the address it listens on), or the errno of the failed connect, like
-// EACCES.
-const permChildEnv = "ANYLISTEN_PERM_CHILD"
+// child process in mode "perm" (see childModes) that is a client: it
+// connects to each path (a UNIX socket path or an abstract @name) in the
+// JSON list in $ANYLISTEN_TEST_PATHS and prints one line for each, "PERM i
+// OUTCOME", after a line "PERM ID uid=U gid=G groups=[...]" that says who
+// it runs as. OUTCOME is "in" if it connected and read the line the
+// server sends (the address it listens on), or the errno of the failed
+// connect, like EACCES.
 
 // permUser is a user a child connects as.
 type permUser struct {
@@ -46,22 +45,18 @@ var (
 	permMember   = permUser{"member", syscall.Credential{Uid: 65533, Gid: 65533, Groups: []uint32{65534}}}
 )
 
-// TestPermChild is the client of the permission tests; it runs only in a
-// child that they start.
-func TestPermChild(t *testing.T) {
-	spec := os.Getenv(permChildEnv)
-	if spec == "" {
-		t.Skip("the permission tests run this as an unprivileged user in a child process; it does nothing on its own")
-	}
+// permChild is the client of the permission tests, mode "perm".
+func permChild() int {
 	var paths []string
-	if err := json.Unmarshal([]byte(spec), &paths); err != nil {
-		t.Fatalf("bad $%s: %v", permChildEnv, err)
+	if err := json.Unmarshal([]byte(os.Getenv("ANYLISTEN_TEST_PATHS")), &paths); err != nil {
+		return childBadEnv("ANYLISTEN_TEST_PATHS: %v", err)
 	}
 	groups, _ := os.Getgroups()
 	fmt.Printf("PERM ID uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
 	for i, p := range paths {
 		fmt.Printf("PERM %d %s\n", i, permConnect(p))
 	}
+	return 0
 }
 
 // permConnect connects to the UNIX socket path (or @name) and says what
@@ -120,27 +115,8 @@ func permSocketDir(t testing.TB) (dir, exe string) {
 			break
 		}
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	exe = filepath.Join(dir, "anylisten.test")
-	dst, err := os.OpenFile(exe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = io.Copy(dst, src)
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatalf("copying the test binary: %v", err)
-	}
+	copyExecutable(t, exe)
 	return dir, exe
 }
 
@@ -154,9 +130,9 @@ func runPermChild(exe string, u permUser, paths []string) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestPermChild$", "-test.count=1", "-test.timeout=25s")
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Dir = filepath.Dir(exe)
-	cmd.Env = []string{permChildEnv + "=" + string(spec), "GORACE=atexit_sleep_ms=0"}
+	cmd.Env = childModeEnv("perm", "ANYLISTEN_TEST_PATHS="+string(spec))
 	cred := u.cred
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &cred}
 	var stderr strings.Builder

@@ -15,13 +15,13 @@ import (
 	"github.com/anylisten/anylisten/internal/testenv"
 )
 
-// copyChild is the child of TestSendfileAndSplice: over connections
-// accepted from anylisten's TCP listener, it serves a file with io.Copy
-// (which should be sendfile) and relays one connection to another (which
-// should be splice), 8 MiB each.
+// copyChild is the child of TestSendfileAndSplice, mode "copy": over
+// connections accepted from anylisten's TCP listener, it serves a file with
+// io.Copy (which should be sendfile) and relays one connection to another
+// (which should be splice), 8 MiB each.
 func copyChild() int {
 	const size = 8 << 20
-	fail := func(err error) int { fmt.Fprintln(os.Stderr, "COPY ERROR:", err); return 1 }
+	fail := func(err error) int { return childFatalf("%v", err) }
 	f, err := os.CreateTemp("", "")
 	if err != nil {
 		return fail(err)
@@ -126,7 +126,7 @@ func TestSendfileAndSplice(t *testing.T) {
 	strace := testenv.NeedTool(t, "strace")
 	out := filepath.Join(t.TempDir(), "strace.txt")
 	cmd := exec.Command(strace, "-f", "-c", "-o", out, "-e", "trace=sendfile,splice,read,write", os.Args[0])
-	cmd.Env = append(os.Environ(), "ANYLISTEN_TEST_CHILD=copy", "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), childModeEnv("copy")...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", cmd.Args, err, b)
 	}

@@ -29,8 +29,8 @@ import (
 // the code before the atomic placement fail within the cycles below (the
 // counts are in SECURITY.md); now each must hit zero times.
 //
-// The attacker child is the test binary run with ANYLISTEN_TEST_CHILD=attack
-// and ANYLISTEN_ATTACK set to one of
+// The attacker child is the test binary in mode "attack" (see childModes),
+// with ANYLISTEN_TEST_ATTACK set to one of
 //
 //	exchange A B   swap the files A and B (renameat2 RENAME_EXCHANGE) in a loop
 //	swapin A B     whenever a socket appears at A, swap B in for a moment
@@ -44,9 +44,9 @@ import (
 // 3000 cycles were 12); the whole file runs in a few seconds.
 const attackCycles = 3000
 
-// attackChild is the attacker side, run by childMain.
+// attackChild is the attacker side, mode "attack".
 func attackChild() int {
-	args := strings.Fields(os.Getenv("ANYLISTEN_ATTACK"))
+	args := strings.Fields(os.Getenv("ANYLISTEN_TEST_ATTACK"))
 	var stop atomic.Bool
 	go func() {
 		io.Copy(io.Discard, os.Stdin)
@@ -66,8 +66,7 @@ func attackChild() int {
 			}
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "bad ANYLISTEN_ATTACK %q\n", os.Getenv("ANYLISTEN_ATTACK"))
-		return 2
+		return childBadEnv("ANYLISTEN_TEST_ATTACK is %q", os.Getenv("ANYLISTEN_TEST_ATTACK"))
 	}
 	fmt.Printf("HITS %d\n", hits)
 	return 0
@@ -137,8 +136,8 @@ func startAttack(t testing.TB, asNobody bool, exe string, args ...string) *attac
 		t.Cleanup(func() { a.stop(t) })
 		return a
 	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = []string{"ANYLISTEN_TEST_CHILD=attack", "ANYLISTEN_ATTACK=" + strings.Join(args, " "), "GORACE=atexit_sleep_ms=0"}
+	cmd := exec.Command(exe)
+	cmd.Env = childModeEnv("attack", "ANYLISTEN_TEST_ATTACK="+strings.Join(args, " "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
