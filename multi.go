@@ -263,8 +263,15 @@ type deadliner interface {
 // held up behind it.
 const raceWait = 50 * time.Millisecond
 
+// testHookReady, if set, runs between a watcher's finding ln ready and
+// Accept's accepting from it.
+var testHookReady func(ln net.Listener)
+
 // acceptReady accepts from ln, which was readable a moment ago.
 func acceptReady(ln deadliner) (net.Conn, error) {
+	if testHookReady != nil {
+		testHookReady(ln)
+	}
 	ln.SetDeadline(time.Now().Add(raceWait))
 	c, err := ln.Accept()
 	ln.SetDeadline(time.Time{})

@@ -272,3 +272,71 @@ func TestMultiListenerCloseInFlight(t *testing.T) {
 		t.Errorf("client read after Close: %v, want EOF or a reset", err)
 	}
 }
+
+// Another holder of a socket (a successor the sockets were handed to) may
+// take the connection a watcher saw: Accept must then go on to the other
+// listeners rather than wait on that one for its next connection.
+func TestMultiListenerStolenConnection(t *testing.T) {
+	checkNoFDLeak(t)
+	lns := tcpListeners(t, 2)
+	other, err := lns[0].(*net.TCPListener).File() // the other holder of socket 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherLn, err := net.FileListener(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherLn.Close()
+	m := mustMerge(t, lns)
+	defer m.Close()
+	if _, ahead := m.members[0].w.(*aheadWaiter); ahead {
+		t.Skip("listeners are watched by accepting ahead on this platform")
+	}
+	var clients []net.Conn
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	dial := func(ln net.Listener) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		clients = append(clients, c)
+	}
+	stole := make(chan error, 1)
+	testHookReady = func(ln net.Listener) {
+		testHookReady = nil
+		// Before Accept accepts from socket 0, the other holder takes
+		// its one connection, and a client comes to socket 1.
+		c, err := otherLn.Accept()
+		if err == nil {
+			c.Close()
+		}
+		stole <- err
+		dial(lns[1])
+	}
+	defer func() { testHookReady = nil }()
+	dial(lns[0])
+	res := make(chan acceptResult, 1)
+	go func() { c, err := m.Accept(); res <- acceptResult{c, err} }()
+	if err := <-stole; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		defer r.c.Close()
+		if got := r.c.LocalAddr().String(); got != lns[1].Addr().String() {
+			t.Errorf("Accept returned a connection to %s, want the one to %s", got, lns[1].Addr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept waits on the socket whose connection was taken, while another has one")
+	}
+}
