@@ -31,11 +31,13 @@ import (
 //     Only after "go" does the successor own what it took: a late ready
 //     counts for nothing.
 //   - The predecessor turns off the removal of its UNIX socket files on
-//     Close. After "go", the successor removes the socket files it took
+//     Close. ANYLISTEN_UNLINK_FDS lists the sockets whose files it owned
+//     (it had bound them, or owned them in turn; not a file systemd made).
+//     After "go", the successor owns those: it removes the ones it took
 //     over when it closes them, and at once those of the sockets it was
-//     handed but did not take (an address its new configuration dropped),
-//     whose sockets it closes, so that their clients are refused rather
-//     than left waiting.
+//     handed but did not take (an address its new configuration dropped).
+//     It closes the sockets it did not take, so that their clients are
+//     refused rather than left waiting.
 
 // Ready tells whoever started this process that it now serves: the
 // process that handed it its listeners (Upgrader.Upgrade waits for this),
@@ -68,6 +70,9 @@ const (
 	// is ready. Its value is only trusted when LISTEN_PID names the
 	// process and it is the fd right after the sockets.
 	readyFDVar = "ANYLISTEN_READY_FD"
+	// unlinkFDsVar lists the passed fds (comma-separated) whose socket
+	// files the predecessor owned and passes on to its successor.
+	unlinkFDsVar = "ANYLISTEN_UNLINK_FDS"
 	// readyMessage is what a successor writes on it, goMessage the
 	// predecessor's answer.
 	readyMessage = "ready\n"

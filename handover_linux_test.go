@@ -52,6 +52,24 @@ func upgradeT(t *testing.T, u *Upgrader, addrs string, conns int, env ...string)
 	return pid, err, stderr
 }
 
+// waitGone waits until the successor pid has exited (the Upgrader reaps
+// it), and fails if it reported an fd leak or an error.
+func waitGone(t *testing.T, pid int, stderr *testenv.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the successor did not exit within 10 s; it said:\n%s", stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, bad := range []string{"FD LEAK", "CHILD ERROR", "ACCEPT ERROR", "READY ERROR"} {
+		if strings.Contains(stderr.String(), bad) {
+			t.Errorf("the successor said %s:\n%s", bad, stderr)
+		}
+	}
+}
+
 // waitSaid waits until the successor's stderr contains s.
 func waitSaid(t *testing.T, stderr *testenv.Buffer, s string) {
 	t.Helper()
@@ -187,7 +205,7 @@ func TestUpgradeLateReady(t *testing.T) {
 		t.Fatalf("Upgrade = %v, want the timeout; successor said:\n%s", err, said)
 	}
 	waitSaid(t, said, "LATE READY: ")
-	if !strings.Contains(said.String(), "did not accept the ready") {
+	if !strings.Contains(said.String(), "LATE READY: anylisten: the predecessor did not accept the ready: it closed the ready socket without answering") {
 		t.Errorf("the late successor's Ready did not fail; it said:\n%s", said)
 	}
 	if _, err := os.Lstat(path); err != nil {
@@ -273,7 +291,7 @@ func TestUpgradeDroppedUnixPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kept.Close()
-	_, err, said := upgradeT(t, &u, kept.Addr().String(), 1, "ANYLISTEN_TEST_READY=1")
+	pid, err, said := upgradeT(t, &u, kept.Addr().String(), 1, "ANYLISTEN_TEST_READY=1")
 	if err != nil {
 		t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
 	}
@@ -291,7 +309,48 @@ func TestUpgradeDroppedUnixPath(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	ask(t, "tcp", kept.Addr().String())
+	waitGone(t, pid, said)
 	listenT(t, "unix:"+path, nil) // a cold start binds it
+}
+
+// A UNIX socket file the predecessor does not own (systemd made it, and
+// the predecessor adopted the socket) is not the successor's either: it
+// stays when the successor drops the address, and when it takes the
+// socket over and then stops.
+func TestUpgradeKeepsFileItDidNotOwn(t *testing.T) {
+	for _, take := range []bool{false, true} {
+		t.Run(fmt.Sprintf("taken=%v", take), func(t *testing.T) {
+			checkNoFDLeak(t)
+			path := filepath.Join(testenv.SocketDir(t), "systemd.sock")
+			var u Upgrader
+			notOwned, err := u.Listen(context.Background(), MustParseAddress("unix:"+path), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer notOwned.Close()
+			notOwned.(*UnixListener).SetUnlinkOnClose(false) // as for an adopted socket
+			kept, err := u.Listen(context.Background(), MustParseAddress("127.0.0.1:0"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer kept.Close()
+			addrs := kept.Addr().String()
+			if take {
+				addrs += ",unix:" + path
+			}
+			pid, err, said := upgradeT(t, &u, addrs, 1, "ANYLISTEN_TEST_READY=1")
+			if err != nil {
+				t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
+			}
+			notOwned.Close()
+			kept.Close()
+			ask(t, "tcp", kept.Addr().String())
+			waitGone(t, pid, said)
+			if _, err := os.Lstat(path); err != nil {
+				t.Errorf("the successor removed a socket file its predecessor did not own: %v", err)
+			}
+		})
+	}
 }
 
 // An error that lists the passed sockets lists a few, not 65536.

@@ -25,6 +25,10 @@ var predecessor struct {
 	mu   sync.Mutex
 	fd   int  // the ready socket, or -1 once used (or if there is none)
 	pipe bool // a pipe: a predecessor that answers nothing
+	// unlink are the passed fds whose socket files the predecessor owned
+	// (it had bound them, or owned them in turn), and so passes on; a
+	// file it did not own (systemd's) is never removed.
+	unlink map[int]bool
 	// toOwn are the UNIX listeners taken over, whose socket files this
 	// process removes on Close once the predecessor said go.
 	toOwn []ownedFile
@@ -74,6 +78,12 @@ func readyState() {
 			var st unix.Stat_t
 			unix.Fstat(predecessor.fd, &st)
 			predecessor.pipe = st.Mode&unix.S_IFMT == unix.S_IFIFO
+			predecessor.unlink = map[int]bool{}
+			for _, v := range strings.Split(os.Getenv(unlinkFDsVar), ",") {
+				if fd, err := strconv.Atoi(v); err == nil {
+					predecessor.unlink[fd] = true
+				}
+			}
 		}
 	})
 }
@@ -107,7 +117,7 @@ func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 			continue
 		}
 		ln, err := claimLocked(pick, a, o)
-		if err == nil && a.kind == KindUnix {
+		if err == nil && a.kind == KindUnix && ownedFiles(pick) {
 			// The predecessor removes its socket file when it stops for
 			// good; its successor does once the predecessor said go,
 			// and not before: a successor that fails must not take the
@@ -118,6 +128,19 @@ func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 		}
 		return ln, err
 	}
+}
+
+// ownedFiles reports whether the predecessor owned the socket files of
+// every fd in pick.
+func ownedFiles(pick []sdFD) bool {
+	predecessor.mu.Lock()
+	defer predecessor.mu.Unlock()
+	for _, f := range pick {
+		if !predecessor.unlink[f.fd] {
+			return false
+		}
+	}
+	return true
 }
 
 // readyToPredecessor tells the predecessor this process is ready, if one
@@ -134,6 +157,7 @@ func readyToPredecessor() error {
 	}
 	predecessor.fd = -1
 	os.Unsetenv(readyFDVar)
+	os.Unsetenv(unlinkFDsVar)
 	f := os.NewFile(uintptr(fd), "ready")
 	defer f.Close()
 	if _, err := f.WriteString(readyMessage); err != nil {
@@ -142,8 +166,14 @@ func readyToPredecessor() error {
 	if !predecessor.pipe {
 		b := make([]byte, len(goMessage))
 		if _, err := io.ReadFull(f, b); err != nil || string(b) != goMessage {
-			return fmt.Errorf("anylisten: the predecessor (pid %d) did not accept the ready in time (it gave up waiting "+
-				"and serves on; this process should stop): it answered %q (%v)", os.Getppid(), b, err)
+			why := fmt.Sprintf("it answered %q", b)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				why = "it closed the ready socket without answering"
+			} else if err != nil {
+				why = err.Error()
+			}
+			return fmt.Errorf("anylisten: the predecessor did not accept the ready: %s (it gave up waiting, "+
+				"and serves on; this process takes nothing over and should stop)", why)
 		}
 	}
 	for _, o := range predecessor.toOwn {
@@ -168,9 +198,10 @@ func closeUntaken() {
 		if _, taken := inherited.claimed[f.fd]; taken {
 			continue
 		}
-		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix {
+		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix && predecessor.unlink[f.fd] {
 			if sf, err := sockfile.Adopt(a.str); err == nil {
 				sf.Remove()
+				sf.Close()
 			}
 		}
 		unix.Close(f.fd)
@@ -195,8 +226,9 @@ func ownSocketFile(ln net.Listener, path string) {
 
 // handover is what a predecessor passes to its successor.
 type handover struct {
-	files []*os.File // the sockets, then the successor's end of the ready socket
-	names []string
+	files  []*os.File // the sockets, then the successor's end of the ready socket
+	names  []string
+	unlink []string // the successor's fds whose socket files it is to own
 	ready *os.File // the predecessor's end of the ready socket
 }
 
@@ -212,19 +244,24 @@ func newHandover(handed []handedListener) (*handover, []int, error) {
 	var closed []int
 	seen := map[string]int{}
 	for i, hl := range handed {
-		fs, err := listenerFiles(hl.ln)
-		if errors.Is(err, net.ErrClosed) && len(fs) == 0 {
+		socks, err := handedSockets(hl.ln)
+		if errors.Is(err, net.ErrClosed) && len(socks) == 0 {
 			closed = append(closed, i)
 			continue
 		}
-		h.files = append(h.files, fs...)
+		for _, sk := range socks {
+			if sk.owned {
+				h.unlink = append(h.unlink, strconv.Itoa(listenFDsStart+len(h.files)))
+			}
+			h.files = append(h.files, sk.f)
+		}
 		if err != nil {
 			return fail(fmt.Errorf("anylisten: cannot hand over %s: %w", hl.ln.Addr(), err))
 		}
 		key := hl.addr.String()
 		seen[key]++
 		name := handoverName(hl.addr, seen[key])
-		for range fs {
+		for range socks {
 			h.names = append(h.names, name)
 		}
 	}
@@ -254,7 +291,8 @@ func (h *handover) env(env []string) []string {
 	return append(out,
 		"LISTEN_FDS="+strconv.Itoa(n),
 		"LISTEN_FDNAMES="+strings.Join(h.names, ":"),
-		readyFDVar+"="+strconv.Itoa(listenFDsStart+n))
+		readyFDVar+"="+strconv.Itoa(listenFDsStart+n),
+		unlinkFDsVar+"="+strings.Join(h.unlink, ","))
 }
 
 func isListenVar(name string) bool {
@@ -299,26 +337,33 @@ func (h *handover) accept() error {
 	return err
 }
 
-// listenerFiles returns duplicates of the sockets of ln, in order. For a
+// handedSocket is a duplicate of a listener's socket, and whether the
+// listener owns its socket file (removes it on Close).
+type handedSocket struct {
+	f     *os.File
+	owned bool
+}
+
+// handedSockets returns duplicates of the sockets of ln, in order. For a
 // closed listener the error wraps net.ErrClosed.
-func listenerFiles(ln net.Listener) ([]*os.File, error) {
+func handedSockets(ln net.Listener) ([]handedSocket, error) {
 	switch l := ln.(type) {
 	case *multiListener:
-		var files []*os.File
+		var socks []handedSocket
 		for _, c := range l.listeners() {
-			fs, err := listenerFiles(c)
-			if errors.Is(err, net.ErrClosed) && len(fs) == 0 {
+			ss, err := handedSockets(c)
+			if errors.Is(err, net.ErrClosed) && len(ss) == 0 {
 				continue // a member that ended by itself
 			}
-			files = append(files, fs...)
+			socks = append(socks, ss...)
 			if err != nil {
-				return files, err
+				return socks, err
 			}
 		}
-		if len(files) == 0 {
+		if len(socks) == 0 {
 			return nil, net.ErrClosed
 		}
-		return files, nil
+		return socks, nil
 	case *oneConnListener:
 		return nil, errors.New("a single inherited connection cannot be handed over")
 	case syscall.Conn:
@@ -326,7 +371,9 @@ func listenerFiles(ln net.Listener) ([]*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []*os.File{os.NewFile(uintptr(nfd), ln.Addr().String())}, nil
+		ul, isUnix := ln.(*UnixListener)
+		owned := isUnix && ul.unlink && ul.file != nil
+		return []handedSocket{{os.NewFile(uintptr(nfd), ln.Addr().String()), owned}}, nil
 	}
 	return nil, fmt.Errorf("a %T cannot be handed over", ln)
 }

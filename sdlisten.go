@@ -56,9 +56,9 @@ func inheritedEnv() *sdEnv {
 	return &inherited.env
 }
 
-// listenVars are the variables of the protocol; readyFDVar is the
-// Upgrader's addition to it.
-var listenVars = [...]string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", readyFDVar}
+// listenVars are the variables of the protocol; readyFDVar and
+// unlinkFDsVar are the Upgrader's additions to it.
+var listenVars = [...]string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", readyFDVar, unlinkFDsVar}
 
 func init() { closeOnExecPassed() }
 

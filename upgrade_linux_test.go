@@ -116,7 +116,9 @@ func TestUpgradeFailures(t *testing.T) {
 	}{
 		{"exits", "/bin/sh", []string{"-c", "exit 3"}, "exited before it was ready (exit status 3); this process keeps serving"},
 		{"hangs", "/bin/sleep", []string{"30"}, "was stopped: it was not ready within 200ms; this process keeps serving"},
-		{"missing", "/nonexistent/program", nil, "exited before it was ready (exit status 127)"},
+		{"missing", "/nonexistent/program", nil, "cannot start the successor: stat /nonexistent/program: no such file or directory; this process keeps serving"},
+		{"directory", "/", nil, "cannot start the successor: / is a directory, not a program; this process keeps serving"},
+		{"not executable", "/etc/passwd", nil, "cannot start the successor: execute /etc/passwd: permission denied; this process keeps serving"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			checkNoFDLeak(t)

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // upgrade starts the successor, waits for it, and stops it if it fails;
@@ -31,6 +33,9 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 		if path, err = os.Executable(); err != nil {
 			return 0, fmt.Errorf("anylisten: finding this program for its successor: %w", err)
 		}
+	}
+	if err := checkExecutable(path); err != nil {
+		return 0, fmt.Errorf("anylisten: cannot start the successor: %w; this process keeps serving", err)
 	}
 	args := u.Args
 	if args == nil && len(os.Args) > 0 {
@@ -98,6 +103,22 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
+}
+
+// checkExecutable says why path cannot be run, before a shell says it
+// less clearly.
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory, not a program", path)
+	}
+	if err := unix.Access(path, unix.X_OK); err != nil {
+		return &os.PathError{Op: "execute", Path: path, Err: err}
+	}
+	return nil
 }
 
 // killGrace is how long a failed successor has to stop after SIGTERM
