@@ -229,7 +229,7 @@ type handover struct {
 	files  []*os.File // the sockets, then the successor's end of the ready socket
 	names  []string
 	unlink []string // the successor's fds whose socket files it is to own
-	ready *os.File // the predecessor's end of the ready socket
+	ready  *os.File // the predecessor's end of the ready socket
 }
 
 // newHandover duplicates the sockets of every listener in handed that is
