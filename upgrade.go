@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// Upgrader restarts a server without a refused or reset connection: it
-// starts a new process of the same program (or another executable), hands
-// it every listening socket, waits until it says it is serving, and leaves
-// the old process to stop accepting, finish its requests and exit. The
-// binary may have changed in between; the sockets stay open throughout.
+// Upgrader restarts a server without a refused connection, and without
+// losing one that waits in the kernel's queue: it starts a new process of
+// the same program (or another executable), hands it every listening
+// socket, waits until it says it is serving, and leaves the old process to
+// stop accepting, finish its requests and exit. The binary may have
+// changed in between; the sockets stay open throughout.
 //
 // The hand-over speaks systemd's socket activation protocol: the
 // successor gets the sockets as fds 3, 4, ... with LISTEN_FDS, LISTEN_PID
