@@ -412,3 +412,39 @@ func TestReadyFDNotTrusted(t *testing.T) {
 		})
 	}
 }
+
+// A predecessor of the earlier protocol waits on a pipe and answers
+// nothing: a successor of this version says ready on it without waiting for
+// an answer, and owns the socket file it took over, as it did then.
+func TestReadyToPipePredecessor(t *testing.T) {
+	path := filepath.Join(testenv.SocketDir(t), "old.sock")
+	ln := listenT(t, "unix:"+path, nil)
+	ln.(*UnixListener).SetUnlinkOnClose(false) // the predecessor handed it over
+	sock, err := ln.(*UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	env := []string{"LISTEN_FDS=1", "LISTEN_FDNAMES=" + handoverName(MustParseAddress("unix:"+path), 1),
+		"ANYLISTEN_READY_FD=4", "ANYLISTEN_TEST_READY=1"}
+	c := startChild(t, handOver([]*os.File{sock, w}, env, "unix:"+path, "", 1))
+	w.Close()
+	c.waitFor(t, "LISTENER *anylisten.UnixListener "+path+"\n")
+	b := make([]byte, 6)
+	if _, err := io.ReadFull(r, b); err != nil || string(b) != "ready\n" {
+		t.Fatalf("read %q, %v from the ready pipe; stderr:\n%s", b, err, c.stderr)
+	}
+	ask(t, "unix", path)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+	ln.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the successor did not remove the socket file it took over: %v", err)
+	}
+}

@@ -27,11 +27,14 @@ var predecessor struct {
 	pipe bool // a pipe: a predecessor that answers nothing
 	// unlink are the passed fds whose socket files the predecessor owned
 	// (it had bound them, or owned them in turn), and so passes on; a
-	// file it did not own (systemd's) is never removed.
+	// file it did not own (systemd's) is never removed. Like fd and pipe,
+	// it is set once, by readyState.
 	unlink map[int]bool
 	// toOwn are the UNIX listeners taken over, whose socket files this
 	// process removes on Close once the predecessor said go.
 	toOwn []ownedFile
+	went  bool // the predecessor said go
+	// The lock order is predecessor.mu, then inherited.mu.
 }
 
 type ownedFile struct {
@@ -96,51 +99,56 @@ func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 	if e.names == nil {
 		return nil, nil
 	}
+	ln, owned, err := claimHandedOver(e, a, o)
+	if ln != nil && owned && a.kind == KindUnix {
+		// The predecessor removes its socket file when it stops for good;
+		// its successor does once the predecessor said go, and not
+		// before: a successor that fails must not take the file from
+		// under the predecessor, which serves on.
+		predecessor.mu.Lock()
+		if predecessor.went {
+			ownSocketFile(ln, a.str)
+		} else {
+			predecessor.toOwn = append(predecessor.toOwn, ownedFile{ln, a.str})
+		}
+		predecessor.mu.Unlock()
+	}
+	return ln, err
+}
+
+// claimHandedOver claims the sockets for takeHandedOver, and says whether
+// the predecessor owned their socket files.
+func claimHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, bool, error) {
 	fds, _ := e.fds(false)
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	for k := 1; ; k++ {
 		name := handoverName(a, k)
 		var pick []sdFD
-		taken := false
+		taken, owned := false, true
 		for _, f := range fds {
 			if f.name == name {
 				pick = append(pick, f)
 				_, t := inherited.claimed[f.fd]
 				taken = taken || t
+				owned = owned && passedOwned(f.fd)
 			}
 		}
 		if len(pick) == 0 {
-			return nil, nil
+			return nil, false, nil
 		}
-		if taken {
-			continue
+		if !taken {
+			ln, err := claimLocked(pick, a, o)
+			return ln, owned, err
 		}
-		ln, err := claimLocked(pick, a, o)
-		if err == nil && a.kind == KindUnix && ownedFiles(pick) {
-			// The predecessor removes its socket file when it stops for
-			// good; its successor does once the predecessor said go,
-			// and not before: a successor that fails must not take the
-			// file from under the predecessor, which serves on.
-			predecessor.mu.Lock()
-			predecessor.toOwn = append(predecessor.toOwn, ownedFile{ln, a.str})
-			predecessor.mu.Unlock()
-		}
-		return ln, err
 	}
 }
 
-// ownedFiles reports whether the predecessor owned the socket files of
-// every fd in pick.
-func ownedFiles(pick []sdFD) bool {
-	predecessor.mu.Lock()
-	defer predecessor.mu.Unlock()
-	for _, f := range pick {
-		if !predecessor.unlink[f.fd] {
-			return false
-		}
-	}
-	return true
+// passedOwned reports whether the predecessor owned the socket file of the
+// passed fd. (A predecessor of an earlier version, which spoke over a
+// pipe, owned every one.)
+func passedOwned(fd int) bool {
+	return predecessor.pipe || predecessor.unlink[fd]
 }
 
 // readyToPredecessor tells the predecessor this process is ready, if one
@@ -176,6 +184,7 @@ func readyToPredecessor() error {
 				"and serves on; this process takes nothing over and should stop)", why)
 		}
 	}
+	predecessor.went = true
 	for _, o := range predecessor.toOwn {
 		ownSocketFile(o.ln, o.path)
 	}
@@ -198,7 +207,7 @@ func closeUntaken() {
 		if _, taken := inherited.claimed[f.fd]; taken {
 			continue
 		}
-		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix && predecessor.unlink[f.fd] {
+		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix && passedOwned(f.fd) {
 			if sf, err := sockfile.Adopt(a.str); err == nil {
 				sf.Remove()
 				sf.Close()
