@@ -26,7 +26,7 @@ import (
 // addrs with extra environment, runs Upgrade, and returns its result and
 // what the successor says on stderr (its stderr is this process's while
 // Upgrade starts it). The successor is killed at cleanup if it still runs.
-func upgradeT(t *testing.T, u *Upgrader, addrs string, conns int, env ...string) (int, error, *testenv.Buffer) {
+func upgradeT(t *testing.T, u *Upgrader, addrs string, conns int, env ...string) (int, *testenv.Buffer, error) {
 	t.Helper()
 	u.Path = os.Args[0]
 	u.Args = []string{}
@@ -49,7 +49,7 @@ func upgradeT(t *testing.T, u *Upgrader, addrs string, conns int, env ...string)
 	if pid > 0 {
 		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	}
-	return pid, err, stderr
+	return pid, stderr, err
 }
 
 // waitGone waits until the successor pid has exited (the Upgrader reaps
@@ -146,7 +146,7 @@ func TestMergedCloseLeavesQueue(t *testing.T) {
 // A Listen that takes no passed socket leaves LISTEN_FDS for the rest of
 // the process; one that takes one removes it.
 func TestListenLeavesEnvironment(t *testing.T) {
-	f, port := tcpFile(t)
+	f, _ := tcpFile(t)
 	c := startChild(t, handOver([]*os.File{f}, nil, "127.0.0.1:0", "", 1))
 	c.waitFor(t, "LISTENER ")
 	addr := regexp.MustCompile(`LISTENER \S+ (\S+)`).FindStringSubmatch(c.stderr.String())[1]
@@ -155,7 +155,7 @@ func TestListenLeavesEnvironment(t *testing.T) {
 		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
 	}
 
-	f, port = tcpFile(t)
+	f, port := tcpFile(t)
 	c = startChild(t, handOver([]*os.File{f}, nil, "127.0.0.1:"+port, "", 1))
 	c.waitFor(t, "LISTENER ")
 	matchLine(t, ask(t, "tcp", "127.0.0.1:"+port), ` LISTEN_FDS= `)
@@ -200,7 +200,7 @@ func TestUpgradeLateReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, err, said := upgradeT(t, &u, "unix:"+path, 0, "ANYLISTEN_TEST_LATE_READY=1")
+	_, said, err := upgradeT(t, &u, "unix:"+path, 0, "ANYLISTEN_TEST_LATE_READY=1")
 	if err == nil || !strings.Contains(err.Error(), "was stopped: it was not ready within 300ms") {
 		t.Fatalf("Upgrade = %v, want the timeout; successor said:\n%s", err, said)
 	}
@@ -229,7 +229,7 @@ func TestUpgradeAfterClose(t *testing.T) {
 	}
 	defer kept.Close()
 	gone.Close()
-	_, err, said := upgradeT(t, &u, "127.0.0.1:0", 1, "ANYLISTEN_TEST_READY=1")
+	_, said, err := upgradeT(t, &u, "127.0.0.1:0", 1, "ANYLISTEN_TEST_READY=1")
 	if err != nil {
 		t.Fatalf("Upgrade with one listener closed: %v; successor said:\n%s", err, said)
 	}
@@ -261,7 +261,7 @@ func TestUpgradeTwoPortZero(t *testing.T) {
 		defer ln.Close()
 		lns = append(lns, ln)
 	}
-	_, err, said := upgradeT(t, &u, "127.0.0.1:0,127.0.0.1:0", 2, "ANYLISTEN_TEST_READY=1")
+	_, said, err := upgradeT(t, &u, "127.0.0.1:0,127.0.0.1:0", 2, "ANYLISTEN_TEST_READY=1")
 	if err != nil {
 		t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
 	}
@@ -291,7 +291,7 @@ func TestUpgradeDroppedUnixPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kept.Close()
-	pid, err, said := upgradeT(t, &u, kept.Addr().String(), 1, "ANYLISTEN_TEST_READY=1")
+	pid, said, err := upgradeT(t, &u, kept.Addr().String(), 1, "ANYLISTEN_TEST_READY=1")
 	if err != nil {
 		t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
 	}
@@ -338,7 +338,7 @@ func TestUpgradeKeepsFileItDidNotOwn(t *testing.T) {
 			if take {
 				addrs += ",unix:" + path
 			}
-			pid, err, said := upgradeT(t, &u, addrs, 1, "ANYLISTEN_TEST_READY=1")
+			pid, said, err := upgradeT(t, &u, addrs, 1, "ANYLISTEN_TEST_READY=1")
 			if err != nil {
 				t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
 			}
