@@ -119,7 +119,7 @@ func listenInetd(o *Options) (net.Listener, error) {
 
 // checkStdio returns an error unless fd, 0 or 1, whose Fstat gave st if
 // ok, can be the reading (stdin) or writing (stdout) half of a
-// connection: a pipe or a socket, open in that direction.
+// connection: a pipe or a connected stream socket, open in that direction.
 func checkStdio(fd int, ok bool, st *unix.Stat_t) error {
 	name, wrongMode, what := "stdin", unix.O_WRONLY, "a pipe open only for writing"
 	if fd == 1 {
@@ -128,6 +128,8 @@ func checkStdio(fd int, ok bool, st *unix.Stat_t) error {
 	switch t := st.Mode & unix.S_IFMT; {
 	case !ok:
 		what = "closed"
+	case t == unix.S_IFSOCK && !connectedStream(fd):
+		what = "a socket that is not a connected stream socket (listening, datagram or unconnected)"
 	case t == unix.S_IFIFO || t == unix.S_IFSOCK:
 		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 		if err != nil || flags&unix.O_ACCMODE != wrongMode {
@@ -138,6 +140,17 @@ func checkStdio(fd int, ok bool, st *unix.Stat_t) error {
 	}
 	return fmt.Errorf("%s is %s, not a connection: inetd mode serves the socket, or the two pipes, "+
 		"that inetd, systemd (--inetd, StandardInput=socket) or socat passes on stdin and stdout", name, what)
+}
+
+// connectedStream reports whether the socket fd is a connected stream
+// socket, which can carry one half of a connection.
+func connectedStream(fd int) bool {
+	info, err := inspectFD(fd)
+	if err != nil || info.typ != unix.SOCK_STREAM || info.listening {
+		return false
+	}
+	_, err = unix.Getpeername(fd)
+	return err == nil
 }
 
 // describeFile says what fd is, for an error, given its Fstat st, when it

@@ -183,6 +183,29 @@ func TestInetdNotAConnection(t *testing.T) {
 		t.Cleanup(func() { a.Close(); b.Close() })
 		return a
 	}
+	listeningSocket := func(t *testing.T) *os.File {
+		ln := listenT(t, "127.0.0.1:0", nil)
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	udpSocket := func(t *testing.T) *os.File {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		f, err := c.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	const unusableSocket = "a socket that is not a connected stream socket (listening, datagram or unconnected)"
 	for _, tt := range []struct {
 		name string
 		// redirect, if set, starts the child as /bin/sh -c 'exec "$0" REDIRECT'.
@@ -206,6 +229,8 @@ func TestInetdNotAConnection(t *testing.T) {
 		{name: "stdout a terminal, stdin a socket pair", stdin: socketPair, stdout: openPTY, want: `stdout is a terminal ("/dev/pts/N")`},
 		{name: "stdout a regular file, stdin a pipe", stdin: readEnd, stdout: opened(file, os.O_WRONLY), want: `stdout is a regular file ("` + file + `")`},
 		{name: "stdout a pipe's read end, stdin a pipe", stdin: readEnd, stdout: readEnd, want: "stdout is a pipe open only for reading"},
+		{name: "stdout a listening socket, stdin a pipe", stdin: readEnd, stdout: listeningSocket, want: "stdout is " + unusableSocket},
+		{name: "stdout an unconnected UDP socket, stdin a pipe", stdin: readEnd, stdout: udpSocket, want: "stdout is " + unusableSocket},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
