@@ -2,6 +2,7 @@ package anylisten
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -65,6 +66,10 @@ type waiter interface {
 // errRace is a readiness waiter's accept that found the queue empty.
 var errRace = errors.New("the connection was taken by another holder of the socket")
 
+// errShutDown is a readiness waiter's wait that found the socket shut down
+// (by another holder): it will never give a connection.
+var errShutDown = errors.New("the listening socket was shut down")
+
 type acceptResult struct {
 	c   net.Conn
 	err error
@@ -106,7 +111,12 @@ func newMultiListener(lns []net.Listener) (*multiListener, error) {
 func (m *multiListener) watch(mb *member) {
 	defer m.watchers.Done()
 	for {
-		if mb.w.wait() != nil {
+		if err := mb.w.wait(); err != nil {
+			if err == errShutDown {
+				// It leaves the merge as a listener closed by itself.
+				m.leave(&net.OpError{Op: "accept", Net: mb.ln.Addr().Network(), Addr: mb.ln.Addr(),
+					Err: fmt.Errorf("%w (%v)", net.ErrClosed, err)})
+			}
 			return
 		}
 		select {

@@ -42,20 +42,31 @@ func readinessWaiter(ln net.Listener) (waiter, error) {
 }
 
 func (w *readyWaiter) wait() error {
-	return w.rc.Read(readable)
+	hungUp := false
+	err := w.rc.Read(func(fd uintptr) bool {
+		ready, hup := readable(fd)
+		hungUp = hup
+		return ready
+	})
+	if err == nil && hungUp {
+		return errShutDown
+	}
+	return err
 }
 
 // readable reports whether fd has something to read (for a listening
-// socket: a connection queued) or an error pending, without blocking.
-func readable(fd uintptr) bool {
-	p := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+// socket: a connection queued) or an error pending, without blocking, and
+// whether it was shut down for reading (a UNIX listening socket that
+// another holder shut down stays readable, and Accept finds nothing).
+func readable(fd uintptr) (ready, hungUp bool) {
+	p := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | pollReadHangup}}
 	for {
 		n, err := unix.Poll(p[:], 0)
 		if err == unix.EINTR {
 			continue
 		}
 		// On an error of poll itself, let Accept say what is wrong.
-		return err != nil || n > 0
+		return err != nil || n > 0, pollReadHangup != 0 && p[0].Revents&pollReadHangup != 0
 	}
 }
 
