@@ -47,6 +47,8 @@ import (
 //	           ANYLISTEN_TEST_LINGER   with CONNS=-1, how long to wait before closing
 //	           ANYLISTEN_TEST_SPAWN    if set, start a shell before the first Listen
 //	                                   and print what it has at fd 3, "SPAWN fd3=TARGET"
+//	           ANYLISTEN_TEST_READY_AFTER with READY, how long to wait before Ready
+//	           ANYLISTEN_TEST_CLOSE_FIRST if set, close the first listener before Ready
 //	           ANYLISTEN_TEST_LATE_READY if set, call Ready only once SIGTERM came,
 //	                                   print "LATE READY: ERROR", close, exit 0
 //	         prints "LISTENER TYPE ADDR" on stderr for each listener, and
@@ -270,7 +272,14 @@ func serveChild() int {
 		}
 		return 0
 	}
+	if os.Getenv("ANYLISTEN_TEST_CLOSE_FIRST") != "" {
+		lns[0].Close()
+		lns = lns[1:]
+	}
 	if os.Getenv("ANYLISTEN_TEST_READY") != "" {
+		if d, err := time.ParseDuration(os.Getenv("ANYLISTEN_TEST_READY_AFTER")); err == nil {
+			time.Sleep(d)
+		}
 		if err := Ready(); err != nil {
 			fmt.Fprintln(os.Stderr, "READY ERROR:", err)
 			return 3

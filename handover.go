@@ -30,14 +30,20 @@ import (
 //     (ReadyTimeout expired, ctx done) closes its end without answering.
 //     Only after "go" does the successor own what it took: a late ready
 //     counts for nothing.
-//   - The predecessor turns off the removal of its UNIX socket files on
-//     Close. ANYLISTEN_UNLINK_FDS lists the sockets whose files it owned
-//     (it had bound them, or owned them in turn; not a file systemd made).
-//     After "go", the successor owns those: it removes the ones it took
-//     over when it closes them, and at once those of the sockets it was
-//     handed but did not take (an address its new configuration dropped).
-//     It closes the sockets it did not take, so that their clients are
-//     refused rather than left waiting.
+//   - From the start of Upgrade, a Close of the predecessor's UNIX listener
+//     leaves its socket file; if the successor takes over, the file is
+//     the successor's, otherwise it is removed then. ANYLISTEN_UNLINK_FDS
+//     lists the sockets whose files the predecessor owned (it had bound
+//     them, or owned them in turn; never a file systemd made), each as
+//     FD:DEV:INO with the file's identity. After "go", the successor owns
+//     those files, provided the file at the path is still that inode: it
+//     removes the ones it took over when it closes them, and at once those
+//     of the sockets it was handed but did not take (an address its new
+//     configuration dropped). Another file at the path (another server's,
+//     or one a swapped directory leads to) is never removed. It closes
+//     the sockets it did not take, so that their clients are refused
+//     rather than left waiting. A predecessor of the earlier protocol (a
+//     pipe, no answer) passes no files on.
 
 // Ready tells whoever started this process that it now serves: the
 // process that handed it its listeners (Upgrader.Upgrade waits for this),
@@ -118,17 +124,4 @@ func parseHandoverName(name string) (Address, error) {
 		return Address{}, err
 	}
 	return ParseAddress(s)
-}
-
-// keepSocketFiles turns off the removal of UNIX socket files on Close: the
-// successor serves them now.
-func keepSocketFiles(ln net.Listener) {
-	switch l := ln.(type) {
-	case *UnixListener:
-		l.SetUnlinkOnClose(false)
-	case *multiListener:
-		for _, c := range l.listeners() {
-			keepSocketFiles(c)
-		}
-	}
 }

@@ -26,10 +26,11 @@ var predecessor struct {
 	fd   int  // the ready socket, or -1 once used (or if there is none)
 	pipe bool // a pipe: a predecessor that answers nothing
 	// unlink are the passed fds whose socket files the predecessor owned
-	// (it had bound them, or owned them in turn), and so passes on; a
-	// file it did not own (systemd's) is never removed. Like fd and pipe,
-	// it is set once, by readyState.
-	unlink map[int]bool
+	// (it had bound them, or owned them in turn), and so passes on, with
+	// the files' identities; a file it did not own (systemd's), and any
+	// other file than the one identified, is never removed. Like fd and
+	// pipe, it is set once, by readyState.
+	unlink map[int]fileID
 	// toOwn are the UNIX listeners taken over, whose socket files this
 	// process removes on Close once the predecessor said go.
 	toOwn []ownedFile
@@ -40,7 +41,15 @@ var predecessor struct {
 type ownedFile struct {
 	ln   net.Listener
 	path string
+	id   fileID
 }
+
+// fileID is a socket file's identity (sockfile.File.ID).
+type fileID struct{ dev, ino uint64 }
+
+// readyMu makes Ready calls wait for one another, without holding up a
+// Listen while Ready waits for the predecessor.
+var readyMu sync.Mutex
 
 func init() { closeOnExecReadyFD() }
 
@@ -81,14 +90,33 @@ func readyState() {
 			var st unix.Stat_t
 			unix.Fstat(predecessor.fd, &st)
 			predecessor.pipe = st.Mode&unix.S_IFMT == unix.S_IFIFO
-			predecessor.unlink = map[int]bool{}
-			for _, v := range strings.Split(os.Getenv(unlinkFDsVar), ",") {
-				if fd, err := strconv.Atoi(v); err == nil {
-					predecessor.unlink[fd] = true
-				}
-			}
+			predecessor.unlink = parseUnlinkFDs(os.Getenv(unlinkFDsVar))
 		}
 	})
+}
+
+// parseUnlinkFDs parses ANYLISTEN_UNLINK_FDS: FD:DEV:INO, separated by
+// commas. What does not parse is left out.
+func parseUnlinkFDs(s string) map[int]fileID {
+	m := map[int]fileID{}
+	for _, v := range strings.Split(s, ",") {
+		parts := strings.Split(v, ":")
+		if len(parts) != 3 {
+			continue
+		}
+		fd, err1 := strconv.Atoi(parts[0])
+		dev, err2 := strconv.ParseUint(parts[1], 10, 64)
+		ino, err3 := strconv.ParseUint(parts[2], 10, 64)
+		if err1 == nil && err2 == nil && err3 == nil {
+			m[fd] = fileID{dev, ino}
+		}
+	}
+	return m
+}
+
+// formatUnlinkFD is one entry of ANYLISTEN_UNLINK_FDS.
+func formatUnlinkFD(fd int, id fileID) string {
+	return strconv.Itoa(fd) + ":" + strconv.FormatUint(id.dev, 10) + ":" + strconv.FormatUint(id.ino, 10)
 }
 
 // takeHandedOver takes the sockets a predecessor handed over for a, if
@@ -99,7 +127,7 @@ func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 	if e.names == nil {
 		return nil, nil
 	}
-	ln, owned, err := claimHandedOver(e, a, o)
+	ln, id, owned, err := claimHandedOver(e, a, o)
 	if ln != nil && owned && a.kind == KindUnix {
 		// The predecessor removes its socket file when it stops for good;
 		// its successor does once the predecessor said go, and not
@@ -107,9 +135,9 @@ func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 		// under the predecessor, which serves on.
 		predecessor.mu.Lock()
 		if predecessor.went {
-			ownSocketFile(ln, a.str)
+			ownSocketFile(ln, a.str, id)
 		} else {
-			predecessor.toOwn = append(predecessor.toOwn, ownedFile{ln, a.str})
+			predecessor.toOwn = append(predecessor.toOwn, ownedFile{ln, a.str, id})
 		}
 		predecessor.mu.Unlock()
 	}
@@ -117,38 +145,31 @@ func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 }
 
 // claimHandedOver claims the sockets for takeHandedOver, and says whether
-// the predecessor owned their socket files.
-func claimHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, bool, error) {
+// the predecessor owned their socket file (one socket, owned), and which.
+func claimHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, fileID, bool, error) {
 	fds, _ := e.fds(false)
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	for k := 1; ; k++ {
 		name := handoverName(a, k)
 		var pick []sdFD
-		taken, owned := false, true
+		taken := false
 		for _, f := range fds {
 			if f.name == name {
 				pick = append(pick, f)
 				_, t := inherited.claimed[f.fd]
 				taken = taken || t
-				owned = owned && passedOwned(f.fd)
 			}
 		}
 		if len(pick) == 0 {
-			return nil, false, nil
+			return nil, fileID{}, false, nil
 		}
 		if !taken {
+			id, owned := predecessor.unlink[pick[0].fd]
 			ln, err := claimLocked(pick, a, o)
-			return ln, owned, err
+			return ln, id, owned && len(pick) == 1, err
 		}
 	}
-}
-
-// passedOwned reports whether the predecessor owned the socket file of the
-// passed fd. (A predecessor of an earlier version, which spoke over a
-// pipe, owned every one.)
-func passedOwned(fd int) bool {
-	return predecessor.pipe || predecessor.unlink[fd]
 }
 
 // readyToPredecessor tells the predecessor this process is ready, if one
@@ -157,13 +178,15 @@ func passedOwned(fd int) bool {
 // take, removing their socket files.
 func readyToPredecessor() error {
 	readyState()
+	readyMu.Lock()
+	defer readyMu.Unlock()
 	predecessor.mu.Lock()
-	defer predecessor.mu.Unlock()
-	fd := predecessor.fd
+	fd, pipe := predecessor.fd, predecessor.pipe
+	predecessor.fd = -1
+	predecessor.mu.Unlock()
 	if fd < 0 {
 		return nil
 	}
-	predecessor.fd = -1
 	os.Unsetenv(readyFDVar)
 	os.Unsetenv(unlinkFDsVar)
 	f := os.NewFile(uintptr(fd), "ready")
@@ -171,22 +194,24 @@ func readyToPredecessor() error {
 	if _, err := f.WriteString(readyMessage); err != nil {
 		return fmt.Errorf("anylisten: telling the predecessor it is ready: %w", err)
 	}
-	if !predecessor.pipe {
+	if !pipe {
 		b := make([]byte, len(goMessage))
 		if _, err := io.ReadFull(f, b); err != nil || string(b) != goMessage {
 			why := fmt.Sprintf("it answered %q", b)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				why = "it closed the ready socket without answering"
+				why = "it closed the ready socket without answering (it gave up waiting, or it exited)"
 			} else if err != nil {
 				why = err.Error()
 			}
-			return fmt.Errorf("anylisten: the predecessor did not accept the ready: %s (it gave up waiting, "+
-				"and serves on; this process takes nothing over and should stop)", why)
+			return fmt.Errorf("anylisten: the predecessor did not accept the ready: %s; "+
+				"this process takes nothing over and should stop", why)
 		}
 	}
+	predecessor.mu.Lock()
+	defer predecessor.mu.Unlock()
 	predecessor.went = true
 	for _, o := range predecessor.toOwn {
-		ownSocketFile(o.ln, o.path)
+		ownSocketFile(o.ln, o.path, o.id)
 	}
 	predecessor.toOwn = nil
 	closeUntaken()
@@ -207,8 +232,9 @@ func closeUntaken() {
 		if _, taken := inherited.claimed[f.fd]; taken {
 			continue
 		}
-		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix && passedOwned(f.fd) {
-			if sf, err := sockfile.Adopt(a.str); err == nil {
+		id, owned := predecessor.unlink[f.fd]
+		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix && owned {
+			if sf, err := sockfile.AdoptSame(a.str, id.dev, id.ino); err == nil {
 				sf.Remove()
 				sf.Close()
 			}
@@ -219,15 +245,14 @@ func closeUntaken() {
 }
 
 // ownSocketFile makes Close of the UNIX listener ln remove the socket file
-// at path, as if ln had bound it, provided a socket is there.
-func ownSocketFile(ln net.Listener, path string) {
+// at path, as if ln had bound it, provided it is the file id.
+func ownSocketFile(ln net.Listener, path string, id fileID) {
 	ul, ok := ln.(*UnixListener)
 	if !ok {
 		return
 	}
-	if f, err := sockfile.Adopt(path); err == nil {
-		ul.file.Close()
-		ul.file, ul.unlink = f, true
+	if f, err := sockfile.AdoptSame(path, id.dev, id.ino); err == nil {
+		ul.takeFile(f)
 	}
 }
 
@@ -237,8 +262,11 @@ func ownSocketFile(ln net.Listener, path string) {
 type handover struct {
 	files  []*os.File // the sockets, then the successor's end of the ready socket
 	names  []string
-	unlink []string // the successor's fds whose socket files it is to own
+	unlink []string // ANYLISTEN_UNLINK_FDS entries: the files the successor is to own
 	ready  *os.File // the predecessor's end of the ready socket
+	// marked are the UNIX listeners whose Close leaves the socket file
+	// until end says whether the successor took over.
+	marked []*UnixListener
 }
 
 // newHandover duplicates the sockets of every listener in handed that is
@@ -253,14 +281,14 @@ func newHandover(handed []handedListener) (*handover, []int, error) {
 	var closed []int
 	seen := map[string]int{}
 	for i, hl := range handed {
-		socks, err := handedSockets(hl.ln)
+		socks, err := h.sockets(hl.ln)
 		if errors.Is(err, net.ErrClosed) && len(socks) == 0 {
 			closed = append(closed, i)
 			continue
 		}
 		for _, sk := range socks {
 			if sk.owned {
-				h.unlink = append(h.unlink, strconv.Itoa(listenFDsStart+len(h.files)))
+				h.unlink = append(h.unlink, formatUnlinkFD(listenFDsStart+len(h.files), sk.id))
 			}
 			h.files = append(h.files, sk.f)
 		}
@@ -321,12 +349,23 @@ func (h *handover) started() {
 	h.files = nil
 }
 
-// close closes everything h holds.
+// close closes everything h holds, and tells the marked listeners whether
+// the successor took over (end was called) or not.
 func (h *handover) close() {
 	h.started()
 	if h.ready != nil {
 		h.ready.Close()
 	}
+	h.end(false)
+}
+
+// end tells the marked listeners whether the successor took their sockets
+// over, and so their socket files.
+func (h *handover) end(handed bool) {
+	for _, ul := range h.marked {
+		ul.endHandover(handed)
+	}
+	h.marked = nil
 }
 
 // readyWord waits for the successor's "ready", and sends the result on c:
@@ -346,21 +385,23 @@ func (h *handover) accept() error {
 	return err
 }
 
-// handedSocket is a duplicate of a listener's socket, and whether the
-// listener owns its socket file (removes it on Close).
+// handedSocket is a duplicate of a listener's socket, and the identity of
+// its socket file if the listener owns it (removes it on Close).
 type handedSocket struct {
 	f     *os.File
 	owned bool
+	id    fileID
 }
 
-// handedSockets returns duplicates of the sockets of ln, in order. For a
-// closed listener the error wraps net.ErrClosed.
-func handedSockets(ln net.Listener) ([]handedSocket, error) {
+// sockets returns duplicates of the sockets of ln, in order, and marks the
+// UNIX listeners among them as being handed over. For a closed listener
+// the error wraps net.ErrClosed.
+func (h *handover) sockets(ln net.Listener) ([]handedSocket, error) {
 	switch l := ln.(type) {
 	case *multiListener:
 		var socks []handedSocket
 		for _, c := range l.listeners() {
-			ss, err := handedSockets(c)
+			ss, err := h.sockets(c)
 			if errors.Is(err, net.ErrClosed) && len(ss) == 0 {
 				continue // a member that ended by itself
 			}
@@ -375,14 +416,25 @@ func handedSockets(ln net.Listener) ([]handedSocket, error) {
 		return socks, nil
 	case *oneConnListener:
 		return nil, errors.New("a single inherited connection cannot be handed over")
+	case *UnixListener:
+		// Marked before its fd is taken: a Close from now on leaves the
+		// socket file, which may be the successor's.
+		open, owned, dev, ino := l.startHandover()
+		if !open {
+			return nil, net.ErrClosed
+		}
+		h.marked = append(h.marked, l)
+		nfd, err := dupSocket(l)
+		if err != nil {
+			return nil, err
+		}
+		return []handedSocket{{os.NewFile(uintptr(nfd), ln.Addr().String()), owned, fileID{dev, ino}}}, nil
 	case syscall.Conn:
 		nfd, err := dupSocket(l)
 		if err != nil {
 			return nil, err
 		}
-		ul, isUnix := ln.(*UnixListener)
-		owned := isUnix && ul.unlink && ul.file != nil
-		return []handedSocket{{os.NewFile(uintptr(nfd), ln.Addr().String()), owned}}, nil
+		return []handedSocket{{f: os.NewFile(uintptr(nfd), ln.Addr().String())}}, nil
 	}
 	return nil, fmt.Errorf("a %T cannot be handed over", ln)
 }

@@ -20,11 +20,16 @@ import (
 type UnixListener struct {
 	*net.UnixListener
 
-	addr       *net.UnixAddr  // the socket path; nil: the kernel's name (abstract and inherited sockets)
-	file       *sockfile.File // the socket file; nil for abstract sockets
-	unlink     bool           // remove the socket file on Close
-	unlinkOnce sync.Once
-	opts       *Options // non-nil when accepted conns need buffer sizes
+	addr *net.UnixAddr // the socket path; nil: the kernel's name (abstract and inherited sockets)
+	opts *Options      // non-nil when accepted conns need buffer sizes
+
+	mu     sync.Mutex
+	file   *sockfile.File // the socket file; nil for abstract and inherited sockets
+	unlink bool           // remove the socket file on Close
+	closed bool
+	// handing is set while an Upgrader hands the socket over: Close then
+	// leaves the file to endHandover, which knows who owns it.
+	handing bool
 }
 
 // Addr returns the listener's address: the socket path as given to
@@ -75,13 +80,27 @@ func (l *UnixListener) AcceptUnix() (*net.UnixConn, error) {
 // are not affected.
 func (l *UnixListener) Close() error {
 	var err error
-	l.unlinkOnce.Do(func() {
-		if l.unlink {
-			err = l.file.Remove()
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		if !l.handing {
+			err = l.releaseFile()
 		}
-		l.file.Close()
-	})
+	}
+	l.mu.Unlock()
 	return errors.Join(l.UnixListener.Close(), err)
+}
+
+// releaseFile removes the socket file if the listener owns it, and lets
+// go of it; l.mu is held.
+func (l *UnixListener) releaseFile() error {
+	var err error
+	if l.unlink {
+		err = l.file.Remove()
+	}
+	l.file.Close()
+	l.file, l.unlink = nil, false
+	return err
 }
 
 // SocketPath returns the path of the socket file a connection came in on,
@@ -113,10 +132,59 @@ func SocketPath(local net.Addr) net.Addr {
 }
 
 // SetUnlinkOnClose sets whether Close removes the socket file. It is true
-// for listeners that Listen bound to a path, and must not be called
-// concurrently with Close.
+// for listeners that Listen bound to a path, and false for inherited ones
+// (until a predecessor's Upgrader passes its file on, see Ready) and after
+// an Upgrade handed the socket over.
 func (l *UnixListener) SetUnlinkOnClose(unlink bool) {
-	l.unlink = unlink
+	l.mu.Lock()
+	l.unlink = unlink && l.file != nil
+	l.mu.Unlock()
+}
+
+// startHandover marks l as being handed over, so that a Close meanwhile
+// leaves the socket file, and returns whether l is open, and the identity
+// of the socket file it owns, if it owns one.
+func (l *UnixListener) startHandover() (open, owned bool, dev, ino uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false, false, 0, 0
+	}
+	l.handing = true
+	if l.unlink {
+		dev, ino = l.file.ID()
+	}
+	return true, l.unlink, dev, ino
+}
+
+// endHandover ends what startHandover began. If the successor took over,
+// the socket file is no longer this listener's to remove; if not, a Close
+// that came meanwhile removes it now.
+func (l *UnixListener) endHandover(handed bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.handing = false
+	if handed {
+		l.unlink = false
+	}
+	if l.closed {
+		return l.releaseFile()
+	}
+	return nil
+}
+
+// takeFile makes f, the socket file of a socket this listener took over,
+// the listener's own, to be removed on Close; if the listener was closed
+// already, it is removed now.
+func (l *UnixListener) takeFile(f *sockfile.File) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.file.Close()
+	l.file, l.unlink = f, true
+	if l.closed {
+		return l.releaseFile()
+	}
+	return nil
 }
 
 // bufferOpts returns o if accepted connections need its buffer sizes.

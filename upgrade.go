@@ -105,9 +105,6 @@ func (u *Upgrader) Upgrade(ctx context.Context) (pid int, err error) {
 		return 0, err
 	}
 	u.upgraded = true
-	for _, h := range u.handed {
-		keepSocketFiles(h.ln)
-	}
 	return pid, nil
 }
 

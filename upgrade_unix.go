@@ -95,6 +95,7 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 		if err := h.accept(); err != nil {
 			return fail(fmt.Errorf("answering its ready: %w", err))
 		}
+		h.end(true)
 		return pid, nil
 	case err := <-exited:
 		return exitedEarly(err)

@@ -73,6 +73,10 @@ func (f *File) Remove() error {
 	return f.remove()
 }
 
+// ID returns the socket file's identity, for AdoptSame in another
+// process: its device and inode numbers.
+func (f *File) ID() (dev, ino uint64) { return f.dev, f.ino }
+
 // Close releases the directory; the file stays. It is a no-op on a nil
 // File.
 func (f *File) Close() error {

@@ -75,6 +75,23 @@ func Create(path string, fd int, o Options, ready func(bound string) error) (_ *
 	return &File{dir: dir, name: base, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
 }
 
+// AdoptSame returns the socket file at path, to be removed later by
+// Remove, provided it is the one with the identity dev and ino (from ID in
+// the process that made it): for a socket this process was handed rather
+// than bound. Any other file at path (another server's socket, or what a
+// symbolic link on the way leads to) is an error, and is never removed.
+func AdoptSame(path string, dev, ino uint64) (*File, error) {
+	f, err := Adopt(path)
+	if err != nil {
+		return nil, err
+	}
+	if f.dev != dev || f.ino != ino {
+		f.Close()
+		return nil, fmt.Errorf("%s is another socket file than the one handed over", path)
+	}
+	return f, nil
+}
+
 // Adopt returns the socket file at path, to be removed later by Remove:
 // for a socket this process was handed rather than bound. It is an error
 // if what is at path is not a socket.
