@@ -60,6 +60,9 @@ import (
 // the predecessor serves on and stops this process. Where nobody waits
 // (no Upgrader started this process, no NOTIFY_SOCKET), Ready does
 // nothing. Calling it again does nothing more than tell systemd again.
+//
+// Ready has no timeout of its own: a predecessor answers at once, or
+// closes the socket when its ReadyTimeout expires or it exits.
 func Ready() error {
 	if err := readyToPredecessor(); err != nil {
 		return err
