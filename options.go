@@ -54,9 +54,10 @@ type Options struct {
 	NoAdopt bool `json:"no_adopt,omitempty" yaml:"no_adopt,omitempty" toml:"no_adopt,omitempty"`
 
 	// TCPKeepalive sets SO_KEEPALIVE and its timers on every accepted TCP
-	// connection, also of an inherited TCP socket. Default nil: Go's
-	// default, keep-alive on with a 15 s idle time and the OS's count and
-	// interval. TCP only.
+	// connection, also of an inherited TCP socket, or turns keep-alive off
+	// (TCPKeepalive{Off: true}, text "off"). Default nil: Go's default,
+	// keep-alive on with a 15 s idle time and the OS's count and interval.
+	// TCP only.
 	TCPKeepalive *TCPKeepalive `json:"tcp_keepalive,omitempty" yaml:"tcp_keepalive,omitempty" toml:"tcp_keepalive,omitempty"`
 
 	// TCPReusePort sets SO_REUSEPORT on the listening socket, so that
@@ -160,7 +161,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"bind TCP and UNIX addresses anew even when systemd or a predecessor passed a socket for them (sd-listen addresses still take passed sockets)")
 	fs.Var(keepaliveFlag{&o.TCPKeepalive}, "tcp-keepalive",
 		"set TCP keep-alive on each accepted connection: `T:C:I`, a colon-separated time_ms:count:interval_ms, "+
-			"each optional (60000, :3:, ::5000; empty: on with the OS's timers) (default: Go's, on with 15 s idle time)")
+			"each optional (60000, :3:, ::5000; empty: on with the OS's timers), or off (default: Go's, on with 15 s idle time)")
 	fs.BoolVar(&o.TCPReusePort, "tcp-reuse-port", o.TCPReusePort,
 		"set SO_REUSEPORT, so that several processes can accept connections on the same port, spread by the kernel")
 	fs.IntVar(&o.RecvBufferSize, "recv-buffer-size", o.RecvBufferSize,
@@ -271,6 +272,7 @@ func (m *UnixMode) UnmarshalTOML(v any) error {
 // each part optional: "60000" sets Idle to one minute, ":3:" the count,
 // "::5000" the interval, and "" turns keep-alive on with the OS's timers.
 type TCPKeepalive struct {
+	Off      bool          // keep-alive off (text "off"); the timers must then be zero
 	Idle     time.Duration // time a connection is idle before the first probe
 	Count    int           // unanswered probes before the connection is dropped
 	Interval time.Duration // time between probes
@@ -283,9 +285,12 @@ const (
 
 // ParseTCPKeepalive parses the text form of a TCPKeepalive.
 func ParseTCPKeepalive(s string) (TCPKeepalive, error) {
+	if equalFold(s, "off") {
+		return TCPKeepalive{Off: true}, nil
+	}
 	parts := strings.Split(s, ":")
 	if len(parts) > 3 {
-		return TCPKeepalive{}, fmt.Errorf("anylisten: invalid TCP keepalive %q: want time_ms:count:interval_ms, at most three parts", s)
+		return TCPKeepalive{}, fmt.Errorf("anylisten: invalid TCP keepalive %q: want time_ms:count:interval_ms, at most three parts, or off", s)
 	}
 	var nums [3]uint64
 	for i, p := range parts {
@@ -313,6 +318,8 @@ func ParseTCPKeepalive(s string) (TCPKeepalive, error) {
 
 func (k TCPKeepalive) validate() error {
 	switch {
+	case k.Off && (k.Idle != 0 || k.Count != 0 || k.Interval != 0):
+		return fmt.Errorf("keep-alive is off, yet timers are set (%v:%d:%v); set either", k.Idle, k.Count, k.Interval)
 	case k.Idle < 0 || k.Idle > maxKeepaliveSecs*time.Second:
 		return fmt.Errorf("time %v is out of range (0 to %d s)", k.Idle, maxKeepaliveSecs)
 	case k.Count < 0 || k.Count > maxKeepaliveCount:
@@ -324,8 +331,11 @@ func (k TCPKeepalive) validate() error {
 }
 
 // String returns the text form time_ms:count:interval_ms, leaving out zero
-// parts and trailing colons ("" when every part is zero).
+// parts and trailing colons ("" when every part is zero), or "off".
 func (k TCPKeepalive) String() string {
+	if k.Off {
+		return "off"
+	}
 	part := func(n int64) string {
 		if n == 0 {
 			return ""

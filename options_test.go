@@ -71,6 +71,8 @@ func TestParseTCPKeepalive(t *testing.T) {
 		{in: ":3:", want: TCPKeepalive{Count: 3}, text: ":3"},
 		{in: "::5000", want: TCPKeepalive{Interval: 5 * time.Second}, text: "::5000"},
 		{in: "1500::", want: TCPKeepalive{Idle: 1500 * time.Millisecond}, text: "1500"},
+		{in: "off", want: TCPKeepalive{Off: true}, text: "off"},
+		{in: "OFF", want: TCPKeepalive{Off: true}, text: "off"},
 		{in: "x", wantErr: `failed to parse time "x" as a number`},
 		{in: ":y", wantErr: `failed to parse count "y" as a number`},
 		{in: "::-1", wantErr: `failed to parse interval "-1" as a number`},
@@ -225,6 +227,7 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{UnixListenChmod: 0o4755}, "unix_listen_chmod is 04755"},
 		{Options{UnixListenUID: ptr(^uint32(0))}, `"no change"`},
 		{Options{TCPKeepalive: &TCPKeepalive{Count: -1}}, "tcp_keepalive: count -1"},
+		{Options{TCPKeepalive: &TCPKeepalive{Off: true, Count: 3}}, "tcp_keepalive: keep-alive is off, yet timers are set"},
 		{Options{TCPKeepalive: &TCPKeepalive{Idle: 10 * time.Hour}}, "tcp_keepalive: time 10h0m0s is out of range"},
 	} {
 		err := tt.o.Validate()

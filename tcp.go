@@ -13,7 +13,10 @@ import (
 // its Control hook, between socket and bind.
 func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error) {
 	var lc net.ListenConfig
-	if o.TCPKeepalive != nil {
+	switch {
+	case o.TCPKeepalive != nil && o.TCPKeepalive.Off:
+		lc.KeepAlive = -1
+	case o.TCPKeepalive != nil:
 		lc.KeepAliveConfig = keepaliveConfig(o.TCPKeepalive)
 	}
 	if o.TCPReusePort || o.TCPOnlyV6 || o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
@@ -50,7 +53,9 @@ func rawControl(c syscall.RawConn, f func(fd uintptr) error) error {
 	return ferr
 }
 
-// keepaliveConfig converts the option to package net's form.
+// keepaliveConfig converts the option to package net's form. (A
+// KeepAliveConfig with Enable false turns keep-alive off, as
+// ListenConfig.KeepAlive -1 does.)
 func keepaliveConfig(k *TCPKeepalive) net.KeepAliveConfig {
 	// In net.KeepAliveConfig a negative value keeps the OS's default and
 	// zero means Go's own default; a zero TCPKeepalive field means the OS's.
@@ -59,6 +64,9 @@ func keepaliveConfig(k *TCPKeepalive) net.KeepAliveConfig {
 			return -1
 		}
 		return d
+	}
+	if k.Off {
+		return net.KeepAliveConfig{Enable: false}
 	}
 	return net.KeepAliveConfig{
 		Enable:   true,

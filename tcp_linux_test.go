@@ -159,6 +159,7 @@ func TestListenTCPKeepalive(t *testing.T) {
 		{"1500", 2, -1, -1, 1},
 		{":4:", -1, 4, -1, 1},
 		{"", -1, -1, -1, 1},
+		{"off", -1, -1, -1, 0}, // as net.ListenConfig{KeepAlive: -1}
 	} {
 		t.Run(tt.opt, func(t *testing.T) {
 			k, err := ParseTCPKeepalive(tt.opt)
