@@ -67,6 +67,9 @@ type Address struct {
 	str string
 	// num is the TCP port, the vsock port, or the inherited fd number.
 	num uint32
+	// svc is the TCP port as a service name ("http"), resolved by Listen
+	// and Dial as package net does; num is then 0.
+	svc string
 	// cid is the vsock context id.
 	cid uint32
 	// fd says that a systemd Address names an fd number (num), not a name.
@@ -300,14 +303,48 @@ func parseTCP(s string) (Address, string) {
 		}
 		host, portStr = s[:colon], s[colon+1:]
 	}
-	port, reason := parseUint(portStr, "port", 65535)
-	if reason != "" {
-		return Address{}, reason + "; want HOST:PORT with a numeric port, like 127.0.0.1:8080"
+	var port uint32
+	var svc, reason string
+	if isServiceName(portStr) {
+		svc = portStr
+	} else if port, reason = parseUint(portStr, "port", 65535); reason != "" {
+		return Address{}, reason + "; want HOST:PORT with a port number or a service name, like 127.0.0.1:8080 or localhost:http"
 	}
 	if reason := checkHost(host, bracketed); reason != "" {
 		return Address{}, reason
 	}
-	return Address{kind: KindTCP, str: host, num: port}, ""
+	return Address{kind: KindTCP, str: host, num: port, svc: svc}, ""
+}
+
+// isServiceName reports whether s is a service name as RFC 6335 defines
+// one (letters, digits and single inner hyphens, at least one letter), as
+// /etc/services lists them: "http", "https", "http-alt". Package net looks
+// such a port up by name.
+func isServiceName(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	letter := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			letter = true
+		case '0' <= c && c <= '9' || c == '-':
+		default:
+			return false
+		}
+	}
+	return letter
+}
+
+// hostPort is the HOST:PORT of a TCP Address as package net takes it,
+// with the port number or service name.
+func (a Address) hostPort() string {
+	port := a.svc
+	if port == "" {
+		port = strconv.FormatUint(uint64(a.num), 10)
+	}
+	return net.JoinHostPort(a.str, port)
 }
 
 // checkHost accepts an empty host, an IP literal (IPv6 only in brackets),
@@ -517,7 +554,7 @@ func (a Address) Kind() Kind { return a.kind }
 func (a Address) String() string {
 	switch a.kind {
 	case KindTCP:
-		bare := net.JoinHostPort(a.str, strconv.FormatUint(uint64(a.num), 10))
+		bare := a.hostPort()
 		if b, reason := parse(bare); reason != "" || b != a {
 			return "tcp://" + bare
 		}

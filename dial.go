@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strconv"
 )
 
 // Dial connects to the server listening on addr, given as the same string
@@ -19,7 +18,7 @@ func Dial(ctx context.Context, addr Address) (net.Conn, error) {
 	var d net.Dialer
 	switch addr.kind {
 	case KindTCP:
-		return d.DialContext(ctx, "tcp", net.JoinHostPort(addr.str, strconv.FormatUint(uint64(addr.num), 10)))
+		return d.DialContext(ctx, "tcp", addr.hostPort())
 	case KindUnix:
 		return d.DialContext(ctx, "unix", addr.str)
 	case KindAbstract:

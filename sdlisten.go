@@ -305,7 +305,15 @@ func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener,
 	if ln, err := takeHandedOver(e, a, o); ln != nil || err != nil {
 		return ln, err
 	}
-	if a.kind == KindSystemd || a.kind == KindTCP && a.num == 0 {
+	port := int(a.num)
+	if a.kind == KindTCP && a.svc != "" {
+		p, err := net.DefaultResolver.LookupPort(ctx, "tcp", a.svc)
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	}
+	if a.kind == KindSystemd || a.kind == KindTCP && port == 0 {
 		return nil, nil
 	}
 	var want []netip.Addr // for a TCP host name, its addresses
@@ -327,22 +335,23 @@ func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener,
 		if err != nil || !info.listening || info.typ != unix.SOCK_STREAM {
 			continue
 		}
-		if boundTo(info.local, a, want) {
+		if boundTo(info.local, a, port, want) {
 			return claimLocked([]sdFD{f}, a, o)
 		}
 	}
 	return nil, nil
 }
 
-// boundTo reports whether the socket address sa is the address a names.
-func boundTo(sa unix.Sockaddr, a Address, hostIPs []netip.Addr) bool {
+// boundTo reports whether the socket address sa is the address a names,
+// whose TCP port (a port number, or its service name looked up) is port.
+func boundTo(sa unix.Sockaddr, a Address, port int, hostIPs []netip.Addr) bool {
 	var ip netip.Addr
-	var port int
+	var boundPort int
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
-		ip, port = netip.AddrFrom4(sa.Addr), sa.Port
+		ip, boundPort = netip.AddrFrom4(sa.Addr), sa.Port
 	case *unix.SockaddrInet6:
-		ip, port = netip.AddrFrom16(sa.Addr).Unmap(), sa.Port
+		ip, boundPort = netip.AddrFrom16(sa.Addr).Unmap(), sa.Port
 	case *unix.SockaddrUnix:
 		switch a.kind {
 		case KindAbstract:
@@ -354,7 +363,7 @@ func boundTo(sa unix.Sockaddr, a Address, hostIPs []netip.Addr) bool {
 	default:
 		return false
 	}
-	if a.kind != KindTCP || port != int(a.num) {
+	if a.kind != KindTCP || boundPort != port {
 		return false
 	}
 	if a.str == "" {

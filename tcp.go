@@ -2,8 +2,8 @@ package anylisten
 
 import (
 	"context"
+	"fmt"
 	"net"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -24,7 +24,14 @@ func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error)
 			return rawControl(c, func(fd uintptr) error { return setTCPOptions(fd, network, o) })
 		}
 	}
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(a.str, strconv.FormatUint(uint64(a.num), 10)))
+	if a.svc != "" {
+		port, err := net.DefaultResolver.LookupPort(ctx, "tcp", a.svc)
+		if err != nil {
+			return nil, fmt.Errorf("unknown service name %q (looked up as package net does, in /etc/services); give a port number: %w", a.svc, err)
+		}
+		a.svc, a.num = "", uint32(port)
+	}
+	ln, err := lc.Listen(ctx, "tcp", a.hostPort())
 	if err != nil {
 		return nil, err
 	}

@@ -291,3 +291,43 @@ func TestListenDoesNotModifyOptions(t *testing.T) {
 		t.Errorf("Listen changed the Options to %+v", o)
 	}
 }
+
+// A service name is a port, as for net.Listen: Listen binds the port it
+// names, and Dial reaches it. (A service whose port is free here is
+// picked, since a service name stands for a fixed port.)
+func TestListenServiceName(t *testing.T) {
+	var name string
+	var port int
+	for _, s := range []string{"http-alt", "webcache", "tproxy", "gopher", "finger", "http", "https", "ftp"} {
+		p, err := net.LookupPort("tcp", s)
+		if err != nil {
+			continue
+		}
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+			ln.Close()
+			name, port = s, p
+			break
+		}
+	}
+	if name == "" {
+		t.Skip("no service of /etc/services or Go's table has a free port here")
+	}
+	a := MustParseAddress("127.0.0.1:" + name)
+	ln := listenT(t, a.String(), nil)
+	if got := ln.Addr().(*net.TCPAddr).Port; got != port {
+		t.Errorf("Listen(%s) bound port %d, want %d", a, got, port)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := Dial(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	<-done
+}
