@@ -545,6 +545,47 @@ func parseVsock(s string) (Address, string) {
 // Kind returns the kind of socket a names; the zero Address has Kind 0.
 func (a Address) Kind() Kind { return a.kind }
 
+// Network returns the name of a's network as package net (and, for vsock,
+// github.com/mdlayher/vsock) names it, for handing a to another library
+// together with HostPort or Path: "tcp" for a TCP address, "unix" for a
+// UNIX path or an abstract name, "vsock" for vsock, and "" for inetd,
+// sd-listen and fd://N, whose network is known only once Listen has looked
+// at the inherited socket (the listener's Addr().Network() says it then).
+func (a Address) Network() string {
+	switch a.kind {
+	case KindTCP:
+		return "tcp"
+	case KindUnix, KindAbstract:
+		return "unix"
+	case KindVsock:
+		return "vsock"
+	}
+	return ""
+}
+
+// HostPort returns a TCP address as net.Dial and net.Listen take it,
+// HOST:PORT (an IPv6 host in brackets, an empty host for every interface,
+// the port a number or a service name as given), and "" for other kinds.
+func (a Address) HostPort() string {
+	if a.kind != KindTCP {
+		return ""
+	}
+	return a.hostPort()
+}
+
+// Path returns the socket path of a UNIX address as given, the abstract
+// name with its leading '@' (as net.Dial("unix", ...) takes it), and ""
+// for other kinds.
+func (a Address) Path() string {
+	switch a.kind {
+	case KindUnix:
+		return a.str
+	case KindAbstract:
+		return "@" + a.str
+	}
+	return ""
+}
+
 // String returns the canonical form of a, which ParseAddress turns back
 // into a: TCP addresses as HOST:PORT (with tcp:// only where the bare form
 // would read as another kind), UNIX paths as given (unix:PATH for a

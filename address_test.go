@@ -318,3 +318,37 @@ func FuzzIsIPv4(f *testing.F) {
 		}
 	})
 }
+
+// The accessors hand an Address to another library without re-parsing
+// its String.
+func TestAddressAccessors(t *testing.T) {
+	for _, tt := range []struct {
+		in, network, hostPort, path string
+	}{
+		{"127.0.0.1:8080", "tcp", "127.0.0.1:8080", ""},
+		{":8080", "tcp", ":8080", ""},
+		{"tcp://[::1]:http", "tcp", "[::1]:http", ""},
+		{"/run/app.sock", "unix", "", "/run/app.sock"},
+		{"unix:app.sock", "unix", "", "app.sock"},
+		{"@app", "unix", "", "@app"},
+		{"vsock:2:80", "vsock", "", ""},
+		{"sd-listen:http", "", "", ""},
+		{"fd://3", "", "", ""},
+		{"inetd", "", "", ""},
+	} {
+		a := MustParseAddress(tt.in)
+		if got := a.Network(); got != tt.network {
+			t.Errorf("%s: Network() = %q, want %q", tt.in, got, tt.network)
+		}
+		if got := a.HostPort(); got != tt.hostPort {
+			t.Errorf("%s: HostPort() = %q, want %q", tt.in, got, tt.hostPort)
+		}
+		if got := a.Path(); got != tt.path {
+			t.Errorf("%s: Path() = %q, want %q", tt.in, got, tt.path)
+		}
+	}
+	var zero Address
+	if zero.Network() != "" || zero.HostPort() != "" || zero.Path() != "" {
+		t.Error("the zero Address has a network, host:port or path")
+	}
+}

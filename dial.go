@@ -45,7 +45,9 @@ func Dial(ctx context.Context, addr Address) (net.Conn, error) {
 //
 //	client := &http.Client{Transport: &http.Transport{DialContext: addr.DialContext}}
 //
-// and any URL host, such as http://app/.
+// and any URL host, such as http://app/. The arguments are ignored on
+// purpose: the URL's host only fills the request's Host header, and a says
+// where to connect, whatever the URL.
 func (a Address) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return Dial(ctx, a)
 }

@@ -114,15 +114,15 @@ func opError(op string, addr Address, err error) error {
 	if _, ok := err.(*net.OpError); ok {
 		return err
 	}
-	e := &net.OpError{Op: op, Net: addr.network(), Err: err}
+	e := &net.OpError{Op: op, Net: addr.errNet(), Err: err}
 	if s := addr.String(); s != e.Net { // "listen inetd: ...", not "listen inetd inetd: ..."
 		e.Addr = addrString{e.Net, s}
 	}
 	return e
 }
 
-// network is the Net of the errors and net.Addrs for a.
-func (a Address) network() string {
+// errNet is the Net of the errors and net.Addrs for a.
+func (a Address) errNet() string {
 	switch a.kind {
 	case KindUnix, KindAbstract:
 		return "unix"

@@ -295,6 +295,24 @@ func acceptReady(ln deadliner) (net.Conn, error) {
 // sd-listen:*): the addresses of all of them, in order.
 type MultiAddr []net.Addr
 
+// TCPAddrs returns the TCP addresses a listener is bound to, given its
+// Addr: the *net.TCPAddr itself, the TCP ones of a MultiAddr in order, and
+// none for other addresses. It tells which port ":0" got, without the
+// ln.Addr().(*net.TCPAddr) that panics on a UNIX listener or a merge.
+func TCPAddrs(a net.Addr) []*net.TCPAddr {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return []*net.TCPAddr{a}
+	case MultiAddr:
+		var out []*net.TCPAddr
+		for _, x := range a {
+			out = append(out, TCPAddrs(x)...)
+		}
+		return out
+	}
+	return nil
+}
+
 // Network returns "multi".
 func (a MultiAddr) Network() string { return "multi" }
 

@@ -340,3 +340,30 @@ func TestMultiListenerStolenConnection(t *testing.T) {
 		t.Fatal("Accept waits on the socket whose connection was taken, while another has one")
 	}
 }
+
+func TestTCPAddrs(t *testing.T) {
+	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	tcp6 := &net.TCPAddr{IP: net.IPv6loopback, Port: 9090}
+	unix := &net.UnixAddr{Name: "/run/app.sock", Net: "unix"}
+	for _, tt := range []struct {
+		in   net.Addr
+		want []*net.TCPAddr
+	}{
+		{tcp, []*net.TCPAddr{tcp}},
+		{unix, nil},
+		{MultiAddr{unix, tcp, tcp6}, []*net.TCPAddr{tcp, tcp6}},
+		{MultiAddr{unix}, nil},
+		{nil, nil},
+	} {
+		got := TCPAddrs(tt.in)
+		if len(got) != len(tt.want) {
+			t.Errorf("TCPAddrs(%v) = %v, want %v", tt.in, got, tt.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("TCPAddrs(%v) = %v, want %v", tt.in, got, tt.want)
+			}
+		}
+	}
+}
