@@ -44,6 +44,8 @@ import (
 //	                                   0 serves until Accept fails, -1 exits at once
 //	           ANYLISTEN_TEST_READY    if set, call Ready once listening
 //	           ANYLISTEN_TEST_CLOEXEC  an fd whose close-on-exec flag to print once listening
+//	           ANYLISTEN_TEST_INHERITED if set, print Inherited() once listening:
+//	                                   "INHERITED FD NAME ADDR taken=BY closed=BOOL"
 //	           ANYLISTEN_TEST_LINGER   with CONNS=-1, how long to wait before closing
 //	           ANYLISTEN_TEST_SPAWN    if set, start a shell before the first Listen
 //	                                   and print what it has at fd 3, "SPAWN fd3=TARGET"
@@ -254,6 +256,11 @@ func serveChild() int {
 	}
 	for _, ln := range lns {
 		fmt.Fprintf(os.Stderr, "LISTENER %T %s\n", ln, ln.Addr())
+	}
+	if os.Getenv("ANYLISTEN_TEST_INHERITED") != "" {
+		for _, s := range Inherited() {
+			fmt.Fprintf(os.Stderr, "INHERITED %d %s %v taken=%s closed=%v\n", s.FD, s.Name, s.Addr, s.TakenBy, s.Closed)
+		}
 	}
 	if s := os.Getenv("ANYLISTEN_TEST_CLOEXEC"); s != "" {
 		fd, _ := strconv.Atoi(s)

@@ -46,6 +46,42 @@ func inspectFD(fd int) (fdInfo, error) {
 	return fdInfo{fd: fd, typ: typ, listening: acc != 0, local: local}, nil
 }
 
+// addr returns what the socket is bound to as a net.Addr: a
+// *net.TCPAddr, *net.UDPAddr or *net.UnixAddr, or for another family its
+// description.
+func (i fdInfo) addr() net.Addr {
+	switch sa := i.local.(type) {
+	case *unix.SockaddrInet4:
+		return sockAddr(i.typ, net.IP(sa.Addr[:]), sa.Port, "")
+	case *unix.SockaddrInet6:
+		zone := ""
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+		}
+		return sockAddr(i.typ, net.IP(sa.Addr[:]), sa.Port, zone)
+	case *unix.SockaddrUnix:
+		network := "unix"
+		switch i.typ {
+		case unix.SOCK_DGRAM:
+			network = "unixgram"
+		case unix.SOCK_SEQPACKET:
+			network = "unixpacket"
+		}
+		return &net.UnixAddr{Name: sa.Name, Net: network}
+	}
+	family, on := describeSockaddr(i.local, "")
+	return addrString{family, strings.TrimPrefix(on, " on ")}
+}
+
+func sockAddr(typ int, ip net.IP, port int, zone string) net.Addr {
+	if typ == unix.SOCK_DGRAM {
+		return &net.UDPAddr{IP: ip, Port: port, Zone: zone}
+	}
+	return &net.TCPAddr{IP: ip, Port: port, Zone: zone}
+}
+
 // String describes the socket for error messages, like "a datagram
 // UDP/IPv4 socket on 127.0.0.1:53".
 func (i fdInfo) String() string {

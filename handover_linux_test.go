@@ -374,7 +374,7 @@ func TestSystemdManyFDsErrorCapped(t *testing.T) {
 		t.Fatalf("child exited %d, want 3; stderr:\n%s", code, c.stderr)
 	}
 	want := "listen sd-listen: 65536 sockets were passed: fd 3 (unknown), fd 4 (unknown), fd 5 (unknown), fd 6 (unknown), " +
-		"fd 7 (unknown), fd 8 (unknown), fd 9 (unknown), fd 10 (unknown) and 65528 more; choose one with sd-listen:NAME, or take all with sd-listen:*\n"
+		"fd 7 (unknown), fd 8 (unknown), fd 9 (unknown), fd 10 (unknown) and 65528 more; choose one with fd://N (fd://3 to fd://65538), or take all with sd-listen:*\n"
 	if got := strings.TrimPrefix(c.stderr.String(), "LISTEN ERROR: "); got != want {
 		t.Errorf("error (%d bytes):\n%.2000s\nwant:\n%s", len(got), got, want)
 	}
@@ -461,5 +461,26 @@ func TestReadyToPipePredecessor(t *testing.T) {
 	ln.Close()
 	if _, err := os.Lstat(path); err != nil {
 		t.Errorf("the successor removed a socket file it could not know it owned: %v", err)
+	}
+}
+
+// Inherited lists the passed sockets, what each is bound to, and which
+// Listen took it, so that a passed socket nobody listens on is a message,
+// not a hang.
+func TestInheritedReportsUnclaimed(t *testing.T) {
+	f1, p1 := tcpFile(t)
+	f2, p2 := tcpFile(t)
+	c := startChild(t, handOver([]*os.File{f1, f2}, []string{"LISTEN_FDNAMES=web:admin", "ANYLISTEN_TEST_INHERITED=1"},
+		"127.0.0.1:"+p1, "", -1))
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("child exited %d; stderr:\n%s", code, c.stderr)
+	}
+	for _, want := range []string{
+		"INHERITED 3 web 127.0.0.1:" + p1 + " taken=127.0.0.1:" + p1 + " closed=false\n",
+		"INHERITED 4 admin 127.0.0.1:" + p2 + " taken= closed=false\n",
+	} {
+		if !strings.Contains(c.stderr.String(), want) {
+			t.Errorf("the child did not say %q; stderr:\n%s", want, c.stderr)
+		}
 	}
 }

@@ -218,6 +218,10 @@ func readyToPredecessor() error {
 	return nil
 }
 
+// closedAfterReady marks a handed-over socket that Ready closed, since no
+// Listen took it.
+const closedAfterReady = "nothing: closed after Ready"
+
 // closeUntaken closes the handed-over sockets that no Listen took, and
 // removes the socket files of those that were UNIX paths.
 func closeUntaken() {
@@ -240,7 +244,7 @@ func closeUntaken() {
 			}
 		}
 		unix.Close(f.fd)
-		inherited.claimed[f.fd] = "nothing: closed after Ready"
+		inherited.claimed[f.fd] = closedAfterReady
 	}
 }
 

@@ -38,7 +38,8 @@ var inherited struct {
 	once    sync.Once
 	env     sdEnv
 	mu      sync.Mutex
-	claimed map[int]string // fd -> the address that took it
+	claimed map[int]string   // fd -> the address that took it
+	addrs   map[int]net.Addr // fd -> what it was bound to, once taken
 }
 
 // sdEnv is what the environment said.
@@ -52,6 +53,7 @@ func inheritedEnv() *sdEnv {
 	inherited.once.Do(func() {
 		inherited.env = readSDEnv(os.Getpid())
 		inherited.claimed = map[int]string{}
+		inherited.addrs = map[int]net.Addr{}
 	})
 	return &inherited.env
 }
@@ -208,8 +210,13 @@ func listenSystemd(a Address, o *Options) (net.Listener, error) {
 		pick = []sdFD{f}
 	case a.str == "":
 		if len(all) > 1 && !o.SDAcceptIgnoreEnvironment {
-			return nil, fmt.Errorf("%d sockets were passed: %s; choose one with sd-listen:NAME, or take all with sd-listen:*",
-				len(all), namesOf(all))
+			choose := "sd-listen:NAME"
+			if e.names == nil {
+				// Every one is "unknown": only its fd tells them apart.
+				choose = fmt.Sprintf("fd://N (fd://%d to fd://%d)", listenFDsStart, listenFDsStart+len(all)-1)
+			}
+			return nil, fmt.Errorf("%d sockets were passed: %s; choose one with %s, or take all with sd-listen:*",
+				len(all), namesOf(all), choose)
 		}
 		pick = all[:1]
 	case a.str == sdAll:
@@ -272,6 +279,7 @@ func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
 	for _, info := range infos {
 		unix.Close(info.fd)
 		inherited.claimed[info.fd] = a.String()
+		inherited.addrs[info.fd] = info.addr()
 	}
 	forgetListenVars()
 	return ln, nil
@@ -391,4 +399,31 @@ func sameSocketPath(bound, asked string) bool {
 	bi, err1 := os.Stat(bound)
 	wi, err2 := os.Stat(asked)
 	return err1 == nil && err2 == nil && os.SameFile(bi, wi)
+}
+
+// inheritedSockets lists the sockets passed to this process for Inherited.
+func inheritedSockets() []InheritedSocket {
+	e := inheritedEnv()
+	fds, err := e.fds(false)
+	if err != nil {
+		return nil
+	}
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	out := make([]InheritedSocket, len(fds))
+	for i, f := range fds {
+		s := InheritedSocket{FD: f.fd, Name: f.name}
+		switch by, taken := inherited.claimed[f.fd]; {
+		case by == closedAfterReady:
+			s.Closed = true
+		case taken:
+			s.TakenBy, s.Addr = by, inherited.addrs[f.fd]
+		default:
+			if info, err := inspectFD(f.fd); err == nil {
+				s.Addr = info.addr()
+			}
+		}
+		out[i] = s
+	}
+	return out
 }

@@ -16,3 +16,6 @@ func listenSystemd(a Address, o *Options) (net.Listener, error) {
 
 // adoptInherited finds nothing where sockets cannot be inherited.
 func adoptInherited(context.Context, Address, *Options) (net.Listener, error) { return nil, nil }
+
+// inheritedSockets finds none where sockets cannot be inherited.
+func inheritedSockets() []InheritedSocket { return nil }

@@ -167,6 +167,11 @@ func run(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	log.Printf("listening on %s", ln.Addr())
+	for _, s := range anylisten.Inherited() { // a passed socket no address asks for
+		if s.TakenBy == "" && !s.Closed {
+			log.Printf("passed socket fd %d (%s) on %v is not listened on", s.FD, s.Name, s.Addr)
+		}
+	}
 	return serve(ctx, ln)
 }
 

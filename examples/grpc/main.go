@@ -140,6 +140,11 @@ func serveMain(args []string) int {
 		return 1
 	}
 	log.Printf("listening on %s", ln.Addr())
+	for _, s := range anylisten.Inherited() { // a passed socket no address asks for
+		if s.TakenBy == "" && !s.Closed {
+			log.Printf("passed socket fd %d (%s) on %v is not listened on", s.FD, s.Name, s.Addr)
+		}
+	}
 	if err := serve(ctx, ln, cfg.grace); err != nil {
 		log.Print(err)
 		return 1

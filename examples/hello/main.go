@@ -143,6 +143,11 @@ func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string, re
 		return err
 	}
 	log.Printf("listening on %s", ln.Addr())
+	for _, s := range anylisten.Inherited() { // a passed socket no address asks for
+		if s.TakenBy == "" && !s.Closed {
+			log.Printf("passed socket fd %d (%s) on %v is not listened on", s.FD, s.Name, s.Addr)
+		}
+	}
 
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -95,6 +95,11 @@ func serve(ctx context.Context, addrs []anylisten.Address, opts *anylisten.Optio
 		return err
 	}
 	log.Printf("listening on %s", ln.Addr())
+	for _, s := range anylisten.Inherited() { // a passed socket no address asks for
+		if s.TakenBy == "" && !s.Closed {
+			log.Printf("passed socket fd %d (%s) on %v is not listened on", s.FD, s.Name, s.Addr)
+		}
+	}
 
 	srv := &http.Server{Handler: http.HandlerFunc(hello), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
