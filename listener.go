@@ -31,7 +31,11 @@ import (
 //     connection, then, once it is closed, an error wrapping
 //     net.ErrClosed, so that http.Serve returns after serving it. This is
 //     the one case of a wrapped connection: it embeds *net.TCPConn or
-//     *net.UnixConn (keeping their methods) to learn when it is closed.
+//     *net.UnixConn (keeping their methods) to learn when it is closed,
+//     and its NetConn method (as tls.Conn's) returns that connection, for
+//     code that type-switches on *net.TCPConn. Once that connection is
+//     served, Accept returns an error wrapping net.ErrClosed: an accept
+//     loop must end on it (errors.Is(err, net.ErrClosed)), not retry.
 //     inetd's listening stdin (wait mode) gives its native listener. A
 //     stdin, or a stdout the connection writes to, that is neither a
 //     socket nor a pipe is an error that names it: /dev/null (which is

@@ -192,6 +192,9 @@ func TestOneConnListener(t *testing.T) {
 	if _, ok := c.(io.ReaderFrom); !ok {
 		t.Errorf("%T lost ReadFrom (sendfile)", c)
 	}
+	if nc, ok := c.(interface{ NetConn() net.Conn }); !ok || nc.NetConn() != server {
+		t.Errorf("%T has no NetConn giving the *net.TCPConn inside", c)
+	}
 	next := make(chan error, 1)
 	go func() { _, err := l.Accept(); next <- err }()
 	select {

@@ -103,6 +103,11 @@ type tcpOneConn struct {
 
 func (c *tcpOneConn) Close() error { defer c.n.notify(); return c.TCPConn.Close() }
 
+// NetConn returns the *net.TCPConn inside, as tls.Conn's NetConn does, for
+// a type switch on *net.TCPConn. Closing it directly is not seen by the
+// listener; close c.
+func (c *tcpOneConn) NetConn() net.Conn { return c.TCPConn }
+
 type unixOneConn struct {
 	*net.UnixConn
 	n *closeNotify
@@ -110,12 +115,18 @@ type unixOneConn struct {
 
 func (c *unixOneConn) Close() error { defer c.n.notify(); return c.UnixConn.Close() }
 
+// NetConn returns the *net.UnixConn inside (see tcpOneConn.NetConn).
+func (c *unixOneConn) NetConn() net.Conn { return c.UnixConn }
+
 type anyOneConn struct {
 	net.Conn
 	n *closeNotify
 }
 
 func (c *anyOneConn) Close() error { defer c.n.notify(); return c.Conn.Close() }
+
+// NetConn returns the connection inside (see tcpOneConn.NetConn).
+func (c *anyOneConn) NetConn() net.Conn { return c.Conn }
 
 // stdioConn is a connection over two files, a reader and a writer, as
 // inetd gives a program pipes on stdin and stdout. Deadlines work where
