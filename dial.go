@@ -36,7 +36,7 @@ func Dial(ctx context.Context, addr Address) (net.Conn, error) {
 		return nil, opError("dial", addr, errors.New("an inherited socket names no address to connect to; "+
 			"dial the address the service manager listens on instead"))
 	}
-	return nil, errors.New("anylisten: Dial of the zero Address; make one with ParseAddress")
+	return nil, &net.OpError{Op: "dial", Err: errors.New("the zero Address names nothing to connect to; make one with ParseAddress")}
 }
 
 // DialContext connects to a, ignoring network and address: it has the

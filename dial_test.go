@@ -54,7 +54,7 @@ func TestDial(t *testing.T) {
 func TestDialErrors(t *testing.T) {
 	for _, tt := range []struct{ addr, want string }{
 		{"inetd", "dial inetd: an inherited socket names no address"},
-		{"sd-listen:http", "dial sd-listen sd-listen:http: an inherited socket"},
+		{"sd-listen:http", "dial systemd sd-listen:http: an inherited socket"},
 		{"vsock:any:80", "vsock:any names no peer"},
 		{"unix:/nonexistent/x.sock", "no such file or directory"},
 	} {

@@ -373,7 +373,7 @@ func TestSystemdManyFDsErrorCapped(t *testing.T) {
 	if code := c.wait(t); code != 3 {
 		t.Fatalf("child exited %d, want 3; stderr:\n%s", code, c.stderr)
 	}
-	want := "listen sd-listen: 65536 sockets were passed: fd 3 (unknown), fd 4 (unknown), fd 5 (unknown), fd 6 (unknown), " +
+	want := "listen systemd sd-listen: 65536 sockets were passed: fd 3 (unknown), fd 4 (unknown), fd 5 (unknown), fd 6 (unknown), " +
 		"fd 7 (unknown), fd 8 (unknown), fd 9 (unknown), fd 10 (unknown) and 65528 more; choose one with fd://N (fd://3 to fd://65538), or take all with sd-listen:*\n"
 	if got := strings.TrimPrefix(c.stderr.String(), "LISTEN ERROR: "); got != want {
 		t.Errorf("error (%d bytes):\n%.2000s\nwant:\n%s", len(got), got, want)

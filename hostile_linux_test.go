@@ -210,7 +210,7 @@ func TestHostileAddresses(t *testing.T) {
 			is:    syscall.EADDRINUSE},
 		{name: "stale socket without unlink", in: "{dir}/x.sock",
 			setup: func(t *testing.T, dir string) { staleSocket(t, filepath.Join(dir, "x.sock")) },
-			want:  "listen unix {dir}/x.sock: bind: address already in use: a stale socket file (nobody accepts on it) is in the way; remove it, or set --unix-listen-unlink (unix_listen_unlink) to have it removed",
+			want:  "listen unix {dir}/x.sock: bind: address already in use: a stale socket file (nobody accepts on it) is in the way; remove it, or set the unix_listen_unlink option (--unix-listen-unlink) to have it removed",
 			is:    syscall.EADDRINUSE},
 
 		// Options that contradict the address are ignored, as documented.
@@ -831,7 +831,7 @@ func TestHostileAddressListJSONNull(t *testing.T) {
 		}
 	}
 	checkNoFDLeak(t)
-	want := "anylisten: Listen on the zero Address; make one with ParseAddress"
+	want := "listen: the zero Address names nothing to listen on; make one with ParseAddress"
 	if ln, err := Listen(context.Background(), Address{}, nil); ln != nil || err == nil || err.Error() != want {
 		t.Errorf("Listen(zero Address) = %v, %v; want %q", ln, err, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 )
 
 // Listen opens a listener on addr, configured by opts (nil means the
@@ -77,7 +78,7 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		return nil, err
 	}
 	if addr.kind == 0 {
-		return nil, errors.New("anylisten: Listen on the zero Address; make one with ParseAddress")
+		return nil, &net.OpError{Op: "listen", Err: errors.New("the zero Address names nothing to listen on; make one with ParseAddress")}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, opError("listen", addr, err)
@@ -119,7 +120,11 @@ func opError(op string, addr Address, err error) error {
 		return err
 	}
 	e := &net.OpError{Op: op, Net: addr.errNet(), Err: err}
-	if s := addr.String(); s != e.Net { // "listen inetd: ...", not "listen inetd inetd: ..."
+	s := addr.String()
+	if addr.kind == KindVsock {
+		s = strings.TrimPrefix(s, "vsock:") // "listen vsock any:80", as "listen tcp 127.0.0.1:80"
+	}
+	if s != e.Net { // "listen inetd: ...", not "listen inetd inetd: ..."
 		e.Addr = addrString{e.Net, s}
 	}
 	return e
@@ -131,7 +136,7 @@ func (a Address) errNet() string {
 	case KindUnix, KindAbstract:
 		return "unix"
 	case KindSystemd:
-		return "sd-listen"
+		return "systemd" // "listen systemd sd-listen:web: ...", not "listen sd-listen sd-listen:web"
 	}
 	return a.kind.String()
 }

@@ -142,7 +142,7 @@ func (e *sdEnv) fds(ignoreEnv bool) ([]sdFD, error) {
 	case ignoreEnv && n == 0:
 		n = 1
 	case !ignoreEnv && e.err != nil:
-		return nil, fmt.Errorf("%w; --sd-accept-ignore-environment (sd_accept_ignore_environment) takes fd 3 regardless", e.err)
+		return nil, e.err
 	}
 	fds := make([]sdFD, n)
 	for i := range fds {
@@ -188,7 +188,11 @@ func listenSystemd(a Address, o *Options) (net.Listener, error) {
 	e := inheritedEnv()
 	all, err := e.fds(o.SDAcceptIgnoreEnvironment)
 	if err != nil {
-		return nil, err
+		fd := listenFDsStart
+		if a.fd {
+			fd = int(a.num)
+		}
+		return nil, fmt.Errorf("%w; the sd_accept_ignore_environment option (--sd-accept-ignore-environment) takes fd %d regardless", err, fd)
 	}
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()

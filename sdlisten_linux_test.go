@@ -387,7 +387,7 @@ func TestSystemdNothingPassed(t *testing.T) {
 	if code := c.wait(t); code != 3 {
 		t.Fatalf("child exited %d, want 3; stderr:\n%s", code, c.stderr)
 	}
-	for _, want := range []string{"listen sd-listen sd-listen:http: LISTEN_FDS is not set: no sockets were passed", "systemd-socket-activate"} {
+	for _, want := range []string{"listen systemd sd-listen:http: LISTEN_FDS is not set: no sockets were passed", "systemd-socket-activate"} {
 		if !strings.Contains(c.stderr.String(), want) {
 			t.Errorf("stderr does not say %q:\n%s", want, c.stderr)
 		}

@@ -52,7 +52,7 @@ func listenUnix(_ context.Context, path string, o *Options) (net.Listener, error
 // socketFileOptions are the sockfile.Options that o asks for.
 func socketFileOptions(o *Options) sockfile.Options {
 	so := sockfile.Options{Mode: uint32(o.UnixListenChmod), UID: -1, GID: -1, RemoveStale: o.UnixListenUnlink,
-		UnlinkOption: "--unix-listen-unlink (unix_listen_unlink)"}
+		UnlinkOption: "the unix_listen_unlink option (--unix-listen-unlink)"}
 	if o.UnixListenUID != nil {
 		so.UID = int(*o.UnixListenUID)
 	}
