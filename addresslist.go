@@ -2,6 +2,7 @@ package anylisten
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strings"
 )
@@ -9,12 +10,24 @@ import (
 // AddressList is a list of listen addresses, for servers that listen on
 // several at once (see ListenAll).
 //
-// As a flag.Value, each Set appends one address, so that
-// flag.Var(&list, "listen", ...) takes --listen repeatedly; a default
-// belongs after flag.Parse, for when the list is still empty. In a JSON
-// config file (JSON, or TOML with github.com/BurntSushi/toml) it is an
-// array of address strings, or one string; its UnmarshalText takes one
-// address and makes it the whole list.
+// For a repeatable flag with a default, give the list its default and
+// register l.Flag():
+//
+//	listen := anylisten.AddressList{anylisten.MustParseAddress(":8000")}
+//	flag.Var(listen.Flag(), "listen", "listen on `ADDRESS` (repeatable)")
+//
+// -h shows "(default :8000)", the first --listen replaces the default and
+// each further one appends. The *AddressList itself is a flag.Value too,
+// one whose every Set appends, to the default as well: use it only for a
+// list that starts empty.
+//
+// In a config file (JSON, or TOML with github.com/BurntSushi/toml) it is
+// an array of address strings, or one string, which replaces what the
+// list held, its default included; a missing key or a JSON null leaves
+// the list as it is, and an empty array empties it. Its UnmarshalText
+// takes one address and makes it the whole list. Read the config file
+// before parsing the flags, so that a --listen replaces the file's
+// addresses rather than the other way round.
 type AddressList []Address
 
 // Set parses s with ParseAddress and appends it.
@@ -24,6 +37,45 @@ func (l *AddressList) Set(s string) error {
 		return err
 	}
 	*l = append(*l, a)
+	return nil
+}
+
+// Flag returns a flag.Value for a repeatable flag that fills l, taking
+// the addresses l holds now as the flag's default: the first Set replaces
+// them with its address, and each later Set appends one. A Set with an
+// address ParseAddress rejects changes nothing. Register it after giving
+// l its default, so that flag.PrintDefaults (-h) shows the default in the
+// form of String, as "(default :8000)"; a program run without the flag
+// keeps the default. An empty l has no default, and -h shows none.
+//
+// With github.com/spf13/pflag, add the flag.FlagSet it is registered in
+// with AddGoFlagSet. l must not be nil.
+func (l *AddressList) Flag() flag.Value { return &addressListFlag{list: l} }
+
+// addressListFlag is the flag.Value of AddressList.Flag.
+type addressListFlag struct {
+	list *AddressList // nil only in the zero value flag.PrintDefaults makes
+	set  bool         // a Set has replaced the default
+}
+
+func (f *addressListFlag) String() string {
+	if f.list == nil {
+		return ""
+	}
+	return f.list.String()
+}
+
+func (f *addressListFlag) Set(s string) error {
+	a, err := ParseAddress(s)
+	if err != nil {
+		return err
+	}
+	if !f.set {
+		// A new array: the default's stays as the caller made it.
+		*f.list, f.set = AddressList{a}, true
+		return nil
+	}
+	*f.list = append(*f.list, a)
 	return nil
 }
 
@@ -47,12 +99,14 @@ func (l *AddressList) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// UnmarshalJSON takes an array of address strings, or one string.
+// UnmarshalJSON takes an array of address strings, or one string, which
+// replace what l holds. null leaves l as it is, default and all, as is
+// the convention for an Unmarshaler. On error l is left unchanged.
 // (Without it, encoding/json would refuse an array for a type that has
 // UnmarshalText.)
 func (l *AddressList) UnmarshalJSON(data []byte) error {
 	if string(data) == "null" {
-		return nil // as encoding/json does for a slice
+		return nil
 	}
 	var one Address
 	if err := json.Unmarshal(data, &one); err == nil {

@@ -138,18 +138,15 @@ func ExampleDial() {
 }
 
 // A server that listens on every address given with --listen, which may be
-// repeated.
+// repeated, and by default on 127.0.0.1:8080.
 func ExampleAddressList() {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	var listen anylisten.AddressList
-	fs.Var(&listen, "listen", "`ADDRESS` to listen on; repeat it to listen on several (default 127.0.0.1:8080)\n"+anylisten.AddressHelp)
+	listen := anylisten.AddressList{anylisten.MustParseAddress("127.0.0.1:8080")}
+	fs.Var(listen.Flag(), "listen", "`ADDRESS` to listen on; repeat it to listen on several\n"+anylisten.AddressHelp)
+	// The first --listen replaces the default, the others append.
 	err := fs.Parse([]string{"--listen", ":8080", "--listen=./app.sock", "-listen", "@admin"})
 	if err != nil {
 		log.Fatal(err)
-	}
-	// A flag that appends has no default to replace: set it afterwards.
-	if len(listen) == 0 {
-		listen = anylisten.AddressList{anylisten.MustParseAddress("127.0.0.1:8080")}
 	}
 
 	fmt.Println(listen)
@@ -163,6 +160,25 @@ func ExampleAddressList() {
 	// tcp :8080
 	// unix ./app.sock
 	// abstract @admin
+}
+
+// Flag makes the addresses a list holds its default, which -h shows.
+func ExampleAddressList_Flag() {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(os.Stdout)
+	listen := anylisten.AddressList{anylisten.MustParseAddress("127.0.0.1:8080"), anylisten.MustParseAddress("@admin")}
+	fs.Var(listen.Flag(), "listen", "listen on `ADDRESS` (repeatable)")
+	fs.PrintDefaults()
+
+	if err := fs.Parse(nil); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("without --listen:", listen)
+
+	// Output:
+	//   -listen ADDRESS
+	//     	listen on ADDRESS (repeatable) (default 127.0.0.1:8080,@admin)
+	// without --listen: 127.0.0.1:8080,@admin
 }
 
 // RegisterFlags gives a program tokio-listener's option flags, which set

@@ -8,9 +8,6 @@ import (
 	"github.com/anylisten/anylisten/internal/testenv"
 )
 
-// timeout bounds every wait of these tests.
-const timeout = testenv.Timeout
-
 // binPath is the program TestMain builds.
 var binPath string
 

@@ -3,9 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,18 +60,7 @@ func TestListenTCPAndUnix(t *testing.T) {
 // get sends GET http://pflag/ to the server on a and returns the body.
 func get(t *testing.T, a anylisten.Address) string {
 	t.Helper()
-	client := &http.Client{Transport: &http.Transport{DialContext: a.DialContext}, Timeout: timeout}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://pflag/")
-	if err != nil {
-		t.Fatalf("GET over %s: %v", a, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET over %s: %s, %q, %v", a, resp.Status, body, err)
-	}
-	return string(body)
+	return testenv.HTTPGet(t, a.DialContext, "http://pflag/")
 }
 
 // TestHelp checks that --help and -h list --listen and every flag of
