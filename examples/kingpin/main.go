@@ -113,6 +113,11 @@ func main() {
 		os.Exit(1)
 	}
 	log.Printf("listening on %s", ln.Addr())
+	for _, s := range anylisten.Inherited() { // a passed socket no address asks for
+		if s.TakenBy == "" && !s.Closed {
+			log.Printf("passed socket fd %d (%s) on %v is not listened on", s.FD, s.Name, s.Addr)
+		}
+	}
 
 	srv := &http.Server{Handler: http.HandlerFunc(hello), ReadHeaderTimeout: 10 * time.Second}
 	shutdown := make(chan error, 1)
