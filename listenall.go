@@ -3,7 +3,9 @@ package anylisten
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"syscall"
 )
 
 // ListenAll listens on every address in addrs, with the same opts, and
@@ -41,6 +43,9 @@ func listenEach(ctx context.Context, addrs []Address, opts *Options) ([]net.List
 	if len(addrs) == 0 {
 		return nil, errors.New("anylisten: ListenAll of no addresses; give at least one")
 	}
+	if err := givenTwice(addrs, opts); err != nil {
+		return nil, err
+	}
 	lns := make([]net.Listener, 0, len(addrs))
 	for _, a := range addrs {
 		ln, err := Listen(ctx, a, opts)
@@ -69,4 +74,24 @@ func merge(lns []net.Listener) (net.Listener, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// givenTwice returns an error if an address is in addrs twice: its second
+// Listen would fail with a plain "address already in use", or take a
+// socket the process itself holds for "a live server". (Two TCP sockets
+// on one port are what SO_REUSEPORT is for, so with TCPReusePort the same
+// TCP address may be given twice.)
+func givenTwice(addrs []Address, opts *Options) error {
+	for i, a := range addrs {
+		if a.kind == KindTCP && opts != nil && opts.TCPReusePort {
+			continue
+		}
+		for j := range i {
+			if addrs[j] == a {
+				return opError("listen", a, fmt.Errorf("the address is given twice (addresses %d and %d of %d; "+
+					"a flag set parsed twice repeats every --listen): %w", j+1, i+1, len(addrs), syscall.EADDRINUSE))
+			}
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ package anylisten
 import (
 	"context"
 	"errors"
+	"flag"
 	"io/fs"
 	"net"
 	"os"
@@ -180,4 +181,39 @@ func TestListenAllLoad(t *testing.T) {
 			t.Errorf("%s: %d connections served, want %d (all: %v)", a, served[a], perListener, served)
 		}
 	}
+}
+
+// An address given twice (a flag set parsed twice repeats every --listen)
+// is an error that says so, before anything is opened.
+func TestListenAllGivenTwice(t *testing.T) {
+	checkNoFDLeak(t)
+	path := filepath.Join(testenv.SocketDir(t), "twice.sock")
+	var list AddressList
+	flags := flag.NewFlagSet("twice", flag.ContinueOnError)
+	flags.Var(&list, "listen", "")
+	args := []string{"--listen", "127.0.0.1:0", "--listen", path}
+	for range 2 { // as nats-server parses its arguments twice
+		if err := flags.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := ListenAll(context.Background(), list, nil)
+	if err == nil {
+		ln.Close()
+		t.Fatal("ListenAll of addresses given twice succeeded")
+	}
+	want := `listen tcp 127.0.0.1:0: the address is given twice (addresses 1 and 3 of 4; a flag set parsed twice repeats every --listen): address already in use`
+	if err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("ListenAll error:\n got %v\nwant %s (wrapping EADDRINUSE)", err, want)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ListenAll left %s behind: %v", path, err)
+	}
+	// With SO_REUSEPORT, one TCP address twice is two sockets.
+	a := MustParseAddress("127.0.0.1:" + freePort(t))
+	ln, err = ListenAll(context.Background(), []Address{a, a}, &Options{TCPReusePort: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
 }
