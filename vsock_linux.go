@@ -23,6 +23,10 @@ func listenVsock(a Address) (net.Listener, error) {
 			return nil, fmt.Errorf("%w (this machine has no vsock transport: on a VM host try modprobe vhost_vsock, "+
 				"for local tests modprobe vsock_loopback)", err)
 		}
+		if errors.Is(err, unix.EADDRNOTAVAIL) && a.cid != cidAny {
+			return nil, fmt.Errorf("%w (CID %d is not this machine's: listen on vsock:any:PORT, or for CID 1 (local) "+
+				"load the loopback transport, modprobe vsock_loopback)", err, a.cid)
+		}
 		return nil, err
 	}
 	return newVsockListener(fd, a.String())

@@ -333,3 +333,22 @@ func TestVsockLoopbackConnection(t *testing.T) {
 		t.Errorf("read %q, %v", b, err)
 	}
 }
+
+// A CID that is not this machine's says what to listen on instead.
+func TestListenVsockForeignCID(t *testing.T) {
+	needVsock(t)
+	checkNoFDLeak(t)
+	ln, err := Listen(context.Background(), MustParseAddress("vsock:local:0"), nil)
+	if err == nil {
+		ln.Close()
+		t.Skip("CID 1 (local) is bound here: the loopback transport is loaded")
+	}
+	want := "listen vsock 1:0: bind: cannot assign requested address (CID 1 is not this machine's: listen on vsock:any:PORT, " +
+		"or for CID 1 (local) load the loopback transport, modprobe vsock_loopback)"
+	if !errors.Is(err, unix.EADDRNOTAVAIL) {
+		t.Skipf("vsock:local gave %v here, not EADDRNOTAVAIL", err)
+	}
+	if err.Error() != want {
+		t.Errorf("Listen(vsock:local:0):\n got %v\nwant %s", err, want)
+	}
+}
