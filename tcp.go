@@ -2,7 +2,10 @@ package anylisten
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -10,8 +13,12 @@ import (
 
 // listenTCP listens with net.ListenConfig, so that name resolution, dual
 // stack and every default are net.Listen's own, and sets the options in
-// its Control hook, between socket and bind.
+// its Control hook, between socket and bind. A port in use is an error
+// that names its holders, or with TCPKillPort, their stop (portInUse).
 func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error) {
+	if o.TCPKillPort && !canKillPort {
+		return nil, fmt.Errorf("%s works on Linux only, not on %s: %w", killPortOption, runtime.GOOS, errors.ErrUnsupported)
+	}
 	var lc net.ListenConfig
 	if o.TCPKeepalive != nil {
 		lc.KeepAliveConfig = keepaliveConfig(o.TCPKeepalive)
@@ -21,7 +28,13 @@ func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error)
 			return rawControl(c, func(fd uintptr) error { return setTCPOptions(fd, network, o) })
 		}
 	}
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(a.str, strconv.FormatUint(uint64(a.num), 10)))
+	listen := func() (net.Listener, error) {
+		return lc.Listen(ctx, "tcp", net.JoinHostPort(a.str, strconv.FormatUint(uint64(a.num), 10)))
+	}
+	ln, err := listen()
+	if errors.Is(err, syscall.EADDRINUSE) {
+		ln, err = portInUse(ctx, err, listen, o.TCPKillPort)
+	}
 	if err != nil {
 		return nil, err
 	}
