@@ -90,6 +90,15 @@ import (
 //	           ANYLISTEN_TEST_PATHS    the socket paths (or @names) as JSON
 //	         prints "PERM ID uid=U gid=G groups=[...]" and "PERM I OUTCOME"
 //	         for each path on stdout.
+//	hold     holds a port or socket path, as a server another developer
+//	         left running would (holdChild)
+//	           ANYLISTEN_TEST_ADDRS    the address to Listen on
+//	           ANYLISTEN_TEST_NET      if set, net.Listen on this network instead
+//	           ANYLISTEN_TEST_IGNORE_TERM if set, print "SIGTERM: IGNORED" on
+//	                                   SIGTERM and keep holding
+//	         prints "HOLDING PID" on stderr once listening; exits 0 on
+//	         SIGTERM after printing "SIGTERM: EXITING", 3 after "LISTEN
+//	         ERROR: ...".
 //
 // To add a mode: write a function func() int that returns the exit
 // status, add one line to childModes, and describe the mode above.
@@ -101,6 +110,7 @@ var childModes = map[string]func() int{
 	"hostile": hostileChild,
 	"resolve": resolveChild,
 	"perm":    permChild,
+	"hold":    holdChild,
 }
 
 func TestMain(m *testing.M) {

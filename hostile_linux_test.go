@@ -715,14 +715,37 @@ func TestHostileUnprivileged(t *testing.T) {
 	for _, c := range cases {
 		in = append(in, c.hostileChildCase)
 	}
-	js, err := json.Marshal(in)
+	results := runHostileChild(t, bin, in)
+	for i, c := range cases {
+		r := results[i]
+		if c.want == "" {
+			if r.Err != "" || r.Owner != nobody {
+				t.Errorf("%s: Listen as nobody: %q, socket owner %d; want success, owner %d", c.name, r.Err, r.Owner, nobody)
+			}
+			continue
+		}
+		if r.Err != c.want {
+			t.Errorf("%s: Listen error:\n got %s\nwant %s", c.name, r.Err, c.want)
+		}
+		if r.Permission != c.permission || !r.OpError {
+			t.Errorf("%s: error wraps fs.ErrPermission: %v, is a *net.OpError: %v; want %v, true", c.name, r.Permission, r.OpError, c.permission)
+		}
+	}
+}
+
+// runHostileChild runs bin, a copy of the test binary (copyExecutable)
+// in a directory that uid 65534 may enter, as uid and gid 65534 in mode
+// "hostile", in bin's directory, and returns its result for each case.
+func runHostileChild(t *testing.T, bin string, cases []hostileChildCase) []hostileChildResult {
+	t.Helper()
+	js, err := json.Marshal(cases)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Dir = base
+	cmd.Dir = filepath.Dir(bin)
 	cmd.Env = append(os.Environ(), childModeEnv("hostile", "ANYLISTEN_TEST_CASES="+string(js))...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	out, err := cmd.CombinedOutput()
@@ -744,21 +767,7 @@ func TestHostileUnprivileged(t *testing.T) {
 	if len(results) != len(cases) {
 		t.Fatalf("child printed %d results for %d cases:\n%s", len(results), len(cases), out)
 	}
-	for i, c := range cases {
-		r := results[i]
-		if c.want == "" {
-			if r.Err != "" || r.Owner != nobody {
-				t.Errorf("%s: Listen as nobody: %q, socket owner %d; want success, owner %d", c.name, r.Err, r.Owner, nobody)
-			}
-			continue
-		}
-		if r.Err != c.want {
-			t.Errorf("%s: Listen error:\n got %s\nwant %s", c.name, r.Err, c.want)
-		}
-		if r.Permission != c.permission || !r.OpError {
-			t.Errorf("%s: error wraps fs.ErrPermission: %v, is a *net.OpError: %v; want %v, true", c.name, r.Permission, r.OpError, c.permission)
-		}
-	}
+	return results
 }
 
 // hostileChild runs the cases of TestHostileUnprivileged, mode "hostile".

@@ -64,8 +64,10 @@ import (
 // An invalid Options value is reported by Options.Validate's error.
 // Other errors are *net.OpError values (Op "listen") that wrap the cause, so
 // errors.Is(err, syscall.EADDRINUSE) holds for a port in use or a socket
-// path that is taken, and errors.Is(err, fs.ErrPermission) for a denied
-// bind. Listen never returns a listener together with an error, and leaves
+// path that is taken (on Linux the message names the processes that hold
+// it where /proc shows them: "bind: address already in use (held by pid
+// 1234 (hello))"; see Options.TCPKillPort), and errors.Is(err,
+// fs.ErrPermission) for a denied bind. Listen never returns a listener together with an error, and leaves
 // nothing open or created behind on failure. A kind the platform lacks
 // (abstract sockets and vsock outside Linux, inherited sockets and inetd
 // outside Unix) gives an error wrapping errors.ErrUnsupported.

@@ -93,6 +93,24 @@ type Options struct {
 	// backlog their creator chose; an error wrapping errors.ErrUnsupported
 	// outside Unix.
 	TCPListenBacklog int `json:"tcp_listen_backlog,omitempty" yaml:"tcp_listen_backlog,omitempty" toml:"tcp_listen_backlog,omitempty"`
+
+	// TCPKillPort is a convenience for development: when the port is in
+	// use, Listen sends SIGTERM to the processes that hold the listening
+	// socket, waits up to 5 s for them to let go of the port, and binds
+	// it. It never sends SIGKILL. It refuses, with an error that says
+	// why, where it finds no holder, where a holder belongs to another
+	// user and this process is not root, and where a holder is this
+	// process itself or init (pid 1); that error, and the one for a port
+	// still in use after the wait, wraps EADDRINUSE. Default false: a
+	// port in use is an error that names its holder where the system
+	// shows it (Linux: "bind: address already in use (held by pid 1234
+	// (hello))"). TCP only, and only where a socket is bound (not for an
+	// adopted one). Linux only (it reads /proc); elsewhere an error
+	// wrapping errors.ErrUnsupported. In production, restart with an
+	// Upgrader or a systemd socket unit instead: they hand the listening
+	// socket over, so no connection is refused while the new process
+	// starts.
+	TCPKillPort bool `json:"tcp_kill_port,omitempty" yaml:"tcp_kill_port,omitempty" toml:"tcp_kill_port,omitempty"`
 }
 
 // Validate checks the fields that Go's types let hold nonsense (a
@@ -138,7 +156,8 @@ func (o *Options) Validate() error {
 //	--unix-listen-unlink, --unix-listen-chmod MODE, --unix-listen-uid UID,
 //	--unix-listen-gid GID, --sd-accept-ignore-environment,
 //	--tcp-keepalive T:C:I, --tcp-reuse-port, --recv-buffer-size BYTES,
-//	--send-buffer-size BYTES, --tcp-only-v6, --tcp-listen-backlog N
+//	--send-buffer-size BYTES, --tcp-only-v6, --tcp-listen-backlog N,
+//	--tcp-kill-port
 //
 // The flags' defaults are o's current values. Call it before fs.Parse; with
 // github.com/spf13/pflag, register into a flag.FlagSet and add that with
@@ -172,6 +191,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"set IPV6_V6ONLY, so that an IPv6 socket takes no IPv4 connections")
 	fs.IntVar(&o.TCPListenBacklog, "tcp-listen-backlog", o.TCPListenBacklog,
 		"maximum number of pending unaccepted TCP connections, `N` (default: the kernel's maximum, somaxconn)")
+	fs.BoolVar(&o.TCPKillPort, "tcp-kill-port", o.TCPKillPort,
+		"for development: if the TCP port is in use, send SIGTERM to the process that holds it, wait up to 5 s, then bind (Linux; never SIGKILL, never another user's process)")
 }
 
 // UnixMode is the permission bits of a UNIX socket file: who may connect.

@@ -118,7 +118,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--unix-listen-unlink", "--unix-listen-chmod", "group", "--unix-listen-uid", "1000",
 		"--unix-listen-gid=0", "--sd-accept-ignore-environment", "--tcp-keepalive", "60000:3:5000",
 		"--tcp-reuse-port", "--recv-buffer-size", "65536", "--send-buffer-size=131072",
-		"--tcp-only-v6", "--tcp-listen-backlog", "16", "--no-adopt",
+		"--tcp-only-v6", "--tcp-listen-backlog", "16", "--no-adopt", "--tcp-kill-port",
 	}
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
@@ -136,14 +136,15 @@ func TestRegisterFlags(t *testing.T) {
 		SendBufferSize:            131072,
 		TCPOnlyV6:                 true,
 		TCPListenBacklog:          16,
+		TCPKillPort:               true,
 	}
 	if diff := cmp.Diff(want, o); diff != "" {
 		t.Errorf("options from flags (-want +got):\n%s", diff)
 	}
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	if len(names) != 12 {
-		t.Errorf("RegisterFlags registered %d flags, want 12: %v", len(names), names)
+	if len(names) != 13 {
+		t.Errorf("RegisterFlags registered %d flags, want 13: %v", len(names), names)
 	}
 
 	for _, bad := range [][]string{
@@ -182,7 +183,8 @@ func TestOptionsJSON(t *testing.T) {
 		"recv_buffer_size": 4096,
 		"send_buffer_size": 8192,
 		"tcp_only_v6": true,
-		"tcp_listen_backlog": 64
+		"tcp_listen_backlog": 64,
+		"tcp_kill_port": true
 	}`
 	var o Options
 	if err := json.Unmarshal([]byte(in), &o); err != nil {
@@ -191,7 +193,7 @@ func TestOptionsJSON(t *testing.T) {
 	want := Options{
 		UnixListenUnlink: true, UnixListenChmod: 0o640, UnixListenUID: ptr[uint32](33), UnixListenGID: ptr[uint32](0),
 		SDAcceptIgnoreEnvironment: true, TCPKeepalive: &TCPKeepalive{Count: 3}, TCPReusePort: true,
-		RecvBufferSize: 4096, SendBufferSize: 8192, TCPOnlyV6: true, TCPListenBacklog: 64,
+		RecvBufferSize: 4096, SendBufferSize: 8192, TCPOnlyV6: true, TCPListenBacklog: 64, TCPKillPort: true,
 	}
 	if diff := cmp.Diff(want, o); diff != "" {
 		t.Errorf("options from JSON (-want +got):\n%s", diff)

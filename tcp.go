@@ -2,16 +2,22 @@ package anylisten
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"syscall"
 	"time"
 )
 
 // listenTCP listens with net.ListenConfig, so that name resolution, dual
 // stack and every default are net.Listen's own, and sets the options in
-// its Control hook, between socket and bind.
+// its Control hook, between socket and bind. A port in use is an error
+// that names its holders, or with TCPKillPort, their stop (portInUse).
 func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error) {
+	if o.TCPKillPort && !canKillPort {
+		return nil, fmt.Errorf("%s works on Linux only, not on %s: %w", killPortOption, runtime.GOOS, errors.ErrUnsupported)
+	}
 	var lc net.ListenConfig
 	switch {
 	case o.TCPKeepalive != nil && o.TCPKeepalive.Off:
@@ -31,7 +37,13 @@ func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error)
 		}
 		a.svc, a.num = "", uint32(port)
 	}
-	ln, err := lc.Listen(ctx, "tcp", a.hostPort())
+	listen := func() (net.Listener, error) {
+		return lc.Listen(ctx, "tcp", a.hostPort())
+	}
+	ln, err := listen()
+	if errors.Is(err, syscall.EADDRINUSE) {
+		ln, err = portInUse(ctx, err, listen, o.TCPKillPort)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package anylisten
 import (
 	"errors"
 	"net"
-	"strings"
 	"sync"
 
 	"github.com/anylisten/anylisten/internal/sockfile"
@@ -117,17 +116,10 @@ func SocketPath(local net.Addr) net.Addr {
 	if !ok {
 		return local
 	}
-	name := ua.Name
-	slash := strings.LastIndexByte(name, '/')
-	if slash < 0 {
+	path, ok := sockfile.PublicPath(ua.Name)
+	if !ok {
 		return local
 	}
-	dir, base := name[:slash], name[slash:] // base keeps its "/"
-	start := strings.LastIndexByte(dir, '/') + 1
-	if priv := dir[start:]; len(priv) != len(sockfile.PrivatePrefix)+8 || !strings.HasPrefix(priv, sockfile.PrivatePrefix) {
-		return local
-	}
-	path := dir[:start] + base[1:]
 	return &net.UnixAddr{Name: path, Net: ua.Net}
 }
 

@@ -1,10 +1,12 @@
 package anylisten
 
 import (
+	"errors"
 	"net"
 	"os"
 	"syscall"
 
+	"github.com/anylisten/anylisten/internal/holder"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +27,12 @@ func listenAbstract(name string, o *Options) (net.Listener, error) {
 	// bytes; x/sys/unix's stops one short.
 	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: "@" + name}); err != nil {
 		unix.Close(fd)
-		return nil, os.NewSyscallError("bind", err)
+		err = os.NewSyscallError("bind", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			h := holder.Unix(func(kernelName string) bool { return kernelName == "@"+name })
+			err = &heldError{err: err, holders: h.String()}
+		}
+		return nil, err
 	}
 	if err := listenFD(fd); err != nil {
 		unix.Close(fd)

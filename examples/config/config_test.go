@@ -229,6 +229,7 @@ func TestDecodeOptionKeys(t *testing.T) {
 		{"send_buffer_size", "65536", "65536", anylisten.Options{SendBufferSize: 65536}},
 		{"tcp_only_v6", "true", "true", anylisten.Options{TCPOnlyV6: true}},
 		{"tcp_listen_backlog", "128", "128", anylisten.Options{TCPListenBacklog: 128}},
+		{"tcp_kill_port", "true", "true", anylisten.Options{TCPKillPort: true}},
 	}
 	covered := make(map[string]bool)
 	for _, tt := range tests {

@@ -252,7 +252,8 @@ FILE is a TOML (.toml) or JSON (.json) file with these keys:
   addrs     a list of them, like ["127.0.0.1:7000", "./echo.sock"]
   unix_listen_unlink, unix_listen_chmod, unix_listen_uid, unix_listen_gid,
   sd_accept_ignore_environment, tcp_keepalive, tcp_reuse_port,
-  recv_buffer_size, send_buffer_size, tcp_only_v6, tcp_listen_backlog
+  recv_buffer_size, send_buffer_size, tcp_only_v6, tcp_listen_backlog,
+  tcp_kill_port
             anylisten's options; unix_listen_chmod ("group") and
             tcp_keepalive ("60000:3:5000") are strings
 

@@ -277,7 +277,7 @@ func TestHelp(t *testing.T) {
 	flags := []string{
 		"unix-listen-unlink", "unix-listen-chmod", "unix-listen-uid", "unix-listen-gid",
 		"sd-accept-ignore-environment", "tcp-keepalive", "tcp-reuse-port", "recv-buffer-size",
-		"send-buffer-size", "tcp-only-v6", "tcp-listen-backlog",
+		"send-buffer-size", "tcp-only-v6", "tcp-listen-backlog", "tcp-kill-port",
 	}
 	forms := []string{
 		"127.0.0.1:8080", "[::]:80", ":8080", "tcp://HOST:PORT", "/run/app.sock", "./app.sock",

@@ -31,6 +31,7 @@
 package sockfile
 
 import (
+	"strings"
 	"syscall"
 )
 
@@ -38,6 +39,23 @@ import (
 // directory, so that a leftover (after a crash in the middle of Create or
 // Remove) cannot be mistaken for anything else.
 const PrivatePrefix = ".anylisten-"
+
+// PublicPath returns the path DIR/NAME of a socket whose kernel name (the
+// name it was bound to, which getsockname and /proc/net/unix report) is
+// DIR/.anylisten-XXXXXXXX/NAME, in a private directory of Create; ok is
+// false for any other name.
+func PublicPath(bound string) (path string, ok bool) {
+	slash := strings.LastIndexByte(bound, '/')
+	if slash < 0 {
+		return "", false
+	}
+	dir, base := bound[:slash], bound[slash+1:]
+	start := strings.LastIndexByte(dir, '/') + 1
+	if priv := dir[start:]; len(priv) != len(PrivatePrefix)+8 || !strings.HasPrefix(priv, PrivatePrefix) {
+		return "", false
+	}
+	return dir[:start] + base, true
+}
 
 // Options say how Create makes a socket file.
 type Options struct {

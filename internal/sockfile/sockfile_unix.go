@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/anylisten/anylisten/internal/holder"
 	"golang.org/x/sys/unix"
 )
 
@@ -237,11 +238,33 @@ func judge(dir int, base, path string, c *occupant, o Options) error {
 	case err != nil:
 		return fmt.Errorf("cannot tell whether the socket file at this path is stale: %w", err)
 	case live:
-		return &InUseError{"a live server accepts connections on this socket; it is not taken over"}
+		return &InUseError{"a live server accepts connections on this socket" + heldBy(path, c) + "; it is not taken over"}
 	case !o.RemoveStale:
 		return &InUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, or set " + o.UnlinkOption + " to have it removed"}
 	}
 	return errStale
+}
+
+// heldBy returns " (held by pid 1234 (hello))", the processes that hold the
+// listening socket whose file is c at path, where the system shows them
+// (see package holder), or "". The kernel names a socket by the path it
+// was bound to, which for one that Create made is in a private directory
+// since removed (DIR/.anylisten-XXXXXXXX/NAME for DIR/NAME); a name is
+// taken to be this socket's if it is the file c, now or in that form.
+func heldBy(path string, c *occupant) string {
+	base := filepath.Base(path)
+	h := holder.Unix(func(name string) bool {
+		if public, ok := PublicPath(name); ok {
+			name = public
+		}
+		var st unix.Stat_t
+		return filepath.Base(name) == base && unix.Lstat(name, &st) == nil &&
+			st.Dev == c.st.Dev && st.Ino == c.st.Ino
+	})
+	if s := h.String(); s != "" {
+		return " (held by " + s + ")"
+	}
+	return ""
 }
 
 // checkPath judges what is at base in dir before anything is made: nil if

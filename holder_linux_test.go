@@ -1,0 +1,252 @@
+package anylisten
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anylisten/anylisten/internal/testenv"
+)
+
+// holdChild holds an address until SIGTERM, mode "hold".
+func holdChild() int {
+	addr, err := ParseAddress(os.Getenv("ANYLISTEN_TEST_ADDRS"))
+	if err != nil {
+		return childBadEnv("ANYLISTEN_TEST_ADDRS: %v", err)
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	var ln net.Listener
+	if network := os.Getenv("ANYLISTEN_TEST_NET"); network != "" {
+		ln, err = net.Listen(network, os.Getenv("ANYLISTEN_TEST_ADDRS"))
+	} else {
+		ln, err = Listen(context.Background(), addr, nil)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "LISTEN ERROR:", err)
+		return 3
+	}
+	defer ln.Close()
+	fmt.Fprintln(os.Stderr, "HOLDING", os.Getpid())
+	for range term {
+		if os.Getenv("ANYLISTEN_TEST_IGNORE_TERM") == "" {
+			fmt.Fprintln(os.Stderr, "SIGTERM: EXITING")
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "SIGTERM: IGNORED")
+	}
+	return 0
+}
+
+// startHolder starts the test binary as a holder (mode "hold") of the
+// address that addr makes of a port, on a free port, and returns it once it holds the port, with the
+// port. A port taken meanwhile is replaced, up to three times.
+func startHolder(t *testing.T, addr func(port string) string, ignoreTerm bool) (*child, string) {
+	t.Helper()
+	for range 3 {
+		port := freePort(t)
+		c := startHolderOf(t, addr(port), ignoreTerm, "")
+		if c != nil {
+			return c, port
+		}
+	}
+	t.Fatal("three free ports were taken before the holder could listen")
+	return nil, ""
+}
+
+// startHolderOf starts a holder of addr, which Listens on it, or with a
+// network, calls net.Listen; it returns nil if the address was in use.
+func startHolderOf(t *testing.T, addr string, ignoreTerm bool, network string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	vars := []string{"ANYLISTEN_TEST_ADDRS=" + addr}
+	if ignoreTerm {
+		vars = append(vars, "ANYLISTEN_TEST_IGNORE_TERM=1")
+	}
+	if network != "" {
+		vars = append(vars, "ANYLISTEN_TEST_NET="+network)
+	}
+	cmd.Env = append(os.Environ(), childModeEnv("hold", vars...)...)
+	c := startChild(t, cmd)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(c.stderr.String(), "HOLDING ") {
+		select {
+		case <-c.exited:
+			if strings.Contains(c.stderr.String(), syscall.EADDRINUSE.Error()) {
+				return nil
+			}
+			t.Fatalf("holder of %s exited (%v); stderr:\n%s", addr, c.cmd.ProcessState, c.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("holder of %s did not listen within 10 s; stderr:\n%s", addr, c.stderr)
+		}
+	}
+	return c
+}
+
+// heldByText is how an error names the holder c, a test binary:
+// "(held by pid 1234 (anylisten.test))". The command name is the
+// executable's name cut to the kernel's 15 bytes.
+func heldByText(c *child) string {
+	name := filepath.Base(os.Args[0])
+	return fmt.Sprintf("(held by pid %d (%s))", c.cmd.Process.Pid, name[:min(len(name), 15)])
+}
+
+// exited reports whether the child has exited.
+func (c *child) hasExited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// checkInUse fails t unless err is Listen's error for an address in use:
+// a *net.OpError that wraps EADDRINUSE.
+func checkInUse(t *testing.T, ln net.Listener, err error) {
+	t.Helper()
+	var oe *net.OpError
+	if err == nil || ln != nil || !errors.As(err, &oe) || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Listen = %v, %v; want no listener and a *net.OpError that wraps EADDRINUSE", ln, err)
+	}
+}
+
+// An address in use names the process that holds it, for every way the
+// two addresses clash.
+func TestPortInUseNamesHolder(t *testing.T) {
+	for _, tt := range []struct{ name, holder, ours string }{
+		{"same address", "127.0.0.1:%s", "127.0.0.1:%s"},
+		{"ours is the wildcard", "127.0.0.1:%s", ":%s"},
+		{"theirs is the wildcard", "0.0.0.0:%s", "127.0.0.1:%s"},
+		{"IPv6 wildcard against IPv4", "[::]:%s", "127.0.0.1:%s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, port := startHolder(t, func(p string) string { return fmt.Sprintf(tt.holder, p) }, false)
+			ln, err := Listen(context.Background(), MustParseAddress(fmt.Sprintf(tt.ours, port)), nil)
+			checkInUse(t, ln, err)
+			want := fmt.Sprintf("listen tcp %s: bind: address already in use %s", fmt.Sprintf(tt.ours, port), heldByText(h))
+			if got := err.Error(); got != want {
+				t.Errorf("Listen error:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// A live UNIX socket at a path names its holder, whether it was bound
+// there (by package net) or, as anylisten binds, in a private directory
+// and moved; so does an abstract name in use.
+func TestUnixInUseNamesHolder(t *testing.T) {
+	dir := testenv.SocketDir(t)
+	abstract := "@anylisten-test-" + strconv.Itoa(os.Getpid())
+	for _, tt := range []struct{ name, addr, network, why string }{
+		{"anylisten", filepath.Join(dir, "anylisten.sock"), "", ": a live server accepts connections on this socket %s; it is not taken over"},
+		{"bound at the path", filepath.Join(dir, "net.sock"), "unix", ": a live server accepts connections on this socket %s; it is not taken over"},
+		{"abstract", abstract, "", " %s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHolderOf(t, tt.addr, false, tt.network)
+			ln, err := Listen(context.Background(), MustParseAddress(tt.addr), nil)
+			checkInUse(t, ln, err)
+			want := "listen unix " + tt.addr + ": bind: address already in use" + fmt.Sprintf(tt.why, heldByText(h))
+			if got := err.Error(); got != want {
+				t.Errorf("Listen error:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// With TCPKillPort the holder gets SIGTERM, exits, and Listen binds.
+func TestKillPortStopsHolder(t *testing.T) {
+	h, port := startHolder(t, func(p string) string { return "127.0.0.1:" + p }, false)
+	ln, err := Listen(context.Background(), MustParseAddress("127.0.0.1:"+port), &Options{TCPKillPort: true})
+	if err != nil {
+		t.Fatalf("Listen with TCPKillPort: %v; holder's stderr:\n%s", err, h.stderr)
+	}
+	defer ln.Close()
+	roundTrip(t, ln)
+	if code := h.wait(t); code != 0 || !strings.Contains(h.stderr.String(), "SIGTERM: EXITING") {
+		t.Errorf("holder exited with status %d, stderr:\n%s\nwant status 0 after SIGTERM", code, h.stderr)
+	}
+}
+
+// A holder that ignores SIGTERM keeps the port: Listen fails after its
+// bounded wait, says so, and has not killed the holder.
+func TestKillPortHolderIgnoresTerm(t *testing.T) {
+	h, port := startHolder(t, func(p string) string { return "127.0.0.1:" + p }, true)
+	ln, err := Listen(context.Background(), MustParseAddress("127.0.0.1:"+port), &Options{TCPKillPort: true})
+	checkInUse(t, ln, err)
+	held := strings.TrimSuffix(strings.TrimPrefix(heldByText(h), "(held by "), ")")
+	want := fmt.Sprintf("listen tcp 127.0.0.1:%s: bind: address already in use %s; the tcp_kill_port option (--tcp-kill-port) "+
+		"sent SIGTERM to %s, and the port was still in use 5s later; it never sends SIGKILL: stop the holder yourself", port, heldByText(h), held)
+	if got := err.Error(); got != want {
+		t.Errorf("Listen error:\n got %s\nwant %s", got, want)
+	}
+	if h.hasExited() {
+		t.Fatalf("the holder exited (%v); want it still running; stderr:\n%s", h.cmd.ProcessState, h.stderr)
+	}
+	if !strings.Contains(h.stderr.String(), "SIGTERM: IGNORED") {
+		t.Errorf("the holder got no SIGTERM; stderr:\n%s", h.stderr)
+	}
+}
+
+// TCPKillPort never stops this process itself: the same address given
+// twice would otherwise kill the program.
+func TestKillPortRefusesSelf(t *testing.T) {
+	first := listenT(t, "127.0.0.1:0", nil)
+	addr := first.Addr().String()
+	ln, err := Listen(context.Background(), MustParseAddress(addr), &Options{TCPKillPort: true})
+	checkInUse(t, ln, err)
+	self := fmt.Sprintf("pid %d (%s)", os.Getpid(), strings.TrimSuffix(mustRead(t, "/proc/self/comm"), "\n"))
+	want := fmt.Sprintf("listen tcp %s: bind: address already in use (held by %s); the tcp_kill_port option (--tcp-kill-port) "+
+		"does not stop this process itself (%s), which holds the port: is the address given twice?", addr, self, self)
+	if got := err.Error(); got != want {
+		t.Errorf("Listen error:\n got %s\nwant %s", got, want)
+	}
+	roundTrip(t, first)
+}
+
+func mustRead(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TCPKillPort run as uid 65534 refuses to stop root's holder, and says
+// why; root's holder keeps running.
+func TestKillPortRefusesOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the holder as root and Listen as uid 65534 (nobody); run the tests as root")
+	}
+	h, port := startHolder(t, func(p string) string { return "127.0.0.1:" + p }, false)
+	base := testenv.SocketDir(t)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "anylisten.test")
+	copyExecutable(t, bin)
+	r := runHostileChild(t, bin, []hostileChildCase{{Addr: "127.0.0.1:" + port, Opts: Options{TCPKillPort: true}}})[0]
+	want := "listen tcp 127.0.0.1:" + port + ": bind: address already in use (held by a process of uid 0 that this process cannot see); " +
+		"the tcp_kill_port option (--tcp-kill-port) does not stop the holder: it belongs to uid 0, and this process runs as uid " +
+		strconv.Itoa(nobody) + ", not root"
+	if r.Err != want || !r.OpError {
+		t.Errorf("Listen as uid %d with TCPKillPort:\n got %q (a *net.OpError: %v)\nwant %q", nobody, r.Err, r.OpError, want)
+	}
+	if h.hasExited() || strings.Contains(h.stderr.String(), "SIGTERM") {
+		t.Errorf("root's holder was signalled or exited (%v); stderr:\n%s", h.cmd.ProcessState, h.stderr)
+	}
+}

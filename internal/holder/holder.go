@@ -1,0 +1,90 @@
+// Package holder finds the processes that hold a listening socket open,
+// so that an "address already in use" error can name them and the
+// tcp_kill_port option can ask them to stop. Only Linux shows them (the
+// sockets in /proc/net, their processes' descriptors in /proc/PID/fd);
+// elsewhere nothing is ever found.
+package holder
+
+import (
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Proc is a process that holds a socket open.
+type Proc struct {
+	PID  int
+	Name string // the command name (/proc/PID/comm), "" if unknown
+	UID  int    // the real user id, -1 if unknown
+
+	inodes []uint64 // the sockets it was found to hold
+}
+
+// String is "pid 1234 (hello)".
+func (p Proc) String() string {
+	s := "pid " + strconv.Itoa(p.PID)
+	if p.Name != "" {
+		s += " (" + p.Name + ")"
+	}
+	return s
+}
+
+// StillHolds reports whether the process p names now holds one of the
+// sockets it was found with: after a pidfd was opened for p.PID, this
+// makes sure the pid was not reused by another process meanwhile.
+func (p Proc) StillHolds() bool { return p.stillHolds() }
+
+// Holders are the holders found for an address.
+type Holders struct {
+	// Procs are the processes that hold a matching socket, by pid.
+	Procs []Proc
+	// HiddenUIDs are the owners of matching sockets that no visible
+	// process holds (the processes of other users hide their descriptors
+	// from all but root), by uid, each once. Only TCP knows them.
+	HiddenUIDs []int
+}
+
+// String names the holders, "pid 1234 (hello), pid 1240 (hello)", or
+// says whose they are where they cannot be seen: "a process of uid 0
+// that this process cannot see". It is "" when nothing was found.
+func (h Holders) String() string {
+	var parts []string
+	for _, p := range h.Procs {
+		parts = append(parts, p.String())
+	}
+	for _, uid := range h.HiddenUIDs {
+		parts = append(parts, "a process of uid "+strconv.Itoa(uid)+" that this process cannot see")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// TCP returns the holders of the listening TCP sockets that keep addr
+// from being bound: those on its port whose address is addr's, or either
+// of which is a wildcard address of the same family; an IPv6 wildcard
+// (":PORT", "[::]:PORT", a nil IP) is taken to be dual stack, as Go makes
+// it, and so to clash with IPv4 addresses too.
+func TCP(addr *net.TCPAddr) Holders { return tcpHolders(addr) }
+
+// Unix returns the holders of the listening UNIX sockets whose name, as
+// the kernel keeps it (the path given to bind, or "@" and an abstract
+// name), match accepts.
+func Unix(match func(name string) bool) Holders { return unixHolders(match) }
+
+// clashes reports whether a TCP socket bound to ours is refused because
+// of a listening socket bound to theirs, on the same port.
+func clashes(ours, theirs net.IP) bool {
+	if ours == nil {
+		return true // ":PORT", which Go binds to the dual-stack "::"
+	}
+	ours4, theirs4 := ours.To4() != nil, theirs.To4() != nil
+	oursWild, theirsWild := ours.IsUnspecified(), theirs.IsUnspecified()
+	if ours4 == theirs4 {
+		return oursWild || theirsWild || ours.Equal(theirs)
+	}
+	// Across the families only an IPv6 wildcard clashes, taken to be
+	// dual stack.
+	if ours4 {
+		return theirsWild
+	}
+	return oursWild
+}

@@ -1,0 +1,191 @@
+package holder
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// tcpListen is the state of a listening socket in /proc/net/tcp.
+const tcpListen = "0A"
+
+// acceptCon is __SO_ACCEPTCON in the flags of /proc/net/unix: the socket
+// listens.
+const acceptCon = 0x10000
+
+func tcpHolders(addr *net.TCPAddr) Holders {
+	owners := map[uint64]int{} // socket inode: uid
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		eachLine(file, func(f []string) {
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || f[3] != tcpListen {
+				return
+			}
+			hexIP, hexPort, ok := strings.Cut(f[1], ":")
+			port, err := strconv.ParseUint(hexPort, 16, 16)
+			ip := parseIP(hexIP)
+			if !ok || err != nil || ip == nil || int(port) != addr.Port || !clashes(addr.IP, ip) {
+				return
+			}
+			uid, err1 := strconv.Atoi(f[7])
+			inode, err2 := strconv.ParseUint(f[9], 10, 64)
+			if err1 == nil && err2 == nil && inode != 0 {
+				owners[inode] = uid
+			}
+		})
+	}
+	return find(owners)
+}
+
+// parseIP decodes an address of /proc/net/tcp or tcp6: 8 or 32 hex
+// digits, each 32-bit word in the machine's byte order.
+func parseIP(s string) net.IP {
+	b, err := hex.DecodeString(s)
+	if err != nil || (len(b) != net.IPv4len && len(b) != net.IPv6len) {
+		return nil
+	}
+	ip := make(net.IP, len(b))
+	for i := 0; i < len(b); i += 4 {
+		binary.NativeEndian.PutUint32(ip[i:], binary.BigEndian.Uint32(b[i:]))
+	}
+	return ip
+}
+
+func unixHolders(match func(name string) bool) Holders {
+	owners := map[uint64]int{}
+	eachLineRaw("/proc/net/unix", func(line string) {
+		// Num RefCount Protocol Flags Type St Inode Path; the path, the
+		// rest of the line after one space, may hold spaces itself.
+		rest := line
+		var f [7]string
+		for i := range f {
+			rest = strings.TrimLeft(rest, " ")
+			end := strings.IndexByte(rest, ' ')
+			if end < 0 {
+				return // no path: an unbound socket
+			}
+			f[i], rest = rest[:end], rest[end+1:]
+		}
+		flags, err1 := strconv.ParseUint(f[3], 16, 32)
+		inode, err2 := strconv.ParseUint(f[6], 10, 64)
+		if err1 != nil || err2 != nil || flags&acceptCon == 0 || rest == "" || !match(rest) {
+			return
+		}
+		owners[inode] = -1 // /proc/net/unix does not say
+	})
+	return find(owners)
+}
+
+// find returns the processes that hold the sockets of owners, and the
+// owners of those that no visible process holds.
+func find(owners map[uint64]int) Holders {
+	var h Holders
+	if len(owners) == 0 {
+		return h
+	}
+	seen := map[uint64]bool{}
+	procs, _ := os.ReadDir("/proc")
+	for _, d := range procs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		inodes := holding(pid, owners)
+		if len(inodes) == 0 {
+			continue
+		}
+		for _, ino := range inodes {
+			seen[ino] = true
+		}
+		h.Procs = append(h.Procs, Proc{PID: pid, Name: comm(pid), UID: realUID(pid), inodes: inodes})
+	}
+	for ino, uid := range owners {
+		if !seen[ino] && uid >= 0 && !slices.Contains(h.HiddenUIDs, uid) {
+			h.HiddenUIDs = append(h.HiddenUIDs, uid)
+		}
+	}
+	slices.SortFunc(h.Procs, func(a, b Proc) int { return a.PID - b.PID })
+	slices.Sort(h.HiddenUIDs)
+	return h
+}
+
+// holding returns the sockets among want that process pid has open;
+// none if its descriptors cannot be read (another user's process, or
+// one that has exited).
+func holding(pid int, want map[uint64]int) []uint64 {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var found []uint64
+	for _, fd := range fds {
+		target, err := os.Readlink(dir + fd.Name())
+		if err != nil {
+			continue
+		}
+		s, ok := strings.CutPrefix(target, "socket:[")
+		if !ok {
+			continue
+		}
+		ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
+		if _, want := want[ino]; err == nil && want && !slices.Contains(found, ino) {
+			found = append(found, ino)
+		}
+	}
+	return found
+}
+
+func (p Proc) stillHolds() bool {
+	want := map[uint64]int{}
+	for _, ino := range p.inodes {
+		want[ino] = 0
+	}
+	return len(holding(p.PID, want)) > 0
+}
+
+// comm returns the command name of process pid, or "".
+func comm(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// realUID returns the real user id of process pid, or -1.
+func realUID(pid int) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	_, rest, ok := strings.Cut(string(b), "\nUid:")
+	if f := strings.Fields(rest); ok && len(f) > 0 {
+		if uid, err := strconv.Atoi(f[0]); err == nil {
+			return uid
+		}
+	}
+	return -1
+}
+
+// eachLine calls f with the fields of each line of the /proc/net table
+// file after its header; a file that cannot be read has no lines.
+func eachLine(file string, f func(fields []string)) {
+	eachLineRaw(file, func(line string) { f(strings.Fields(line)) })
+}
+
+// eachLineRaw calls f with each line of the /proc/net table file after its
+// header.
+func eachLineRaw(file string, f func(line string)) {
+	fh, err := os.Open(file)
+	if err != nil {
+		return
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(nil, 1<<20)
+	for first := true; sc.Scan(); first = false {
+		if !first {
+			f(sc.Text())
+		}
+	}
+}

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package holder
+
+import "net"
+
+func tcpHolders(*net.TCPAddr) Holders { return Holders{} }
+
+func unixHolders(func(string) bool) Holders { return Holders{} }
+
+func (p Proc) stillHolds() bool { return false }
