@@ -151,11 +151,11 @@ func (o *Options) Validate() error {
 
 // RegisterFlags registers every option in fs (flag.CommandLine if fs is
 // nil) as a flag that sets the field of o, with the names tokio-listener
-// uses:
+// uses where it has the option:
 //
 //	--unix-listen-unlink, --unix-listen-chmod MODE, --unix-listen-uid UID,
-//	--unix-listen-gid GID, --sd-accept-ignore-environment,
-//	--tcp-keepalive T:C:I, --tcp-reuse-port, --recv-buffer-size BYTES,
+//	--unix-listen-gid GID, --sd-accept-ignore-environment, --no-adopt,
+//	--tcp-keepalive T:C:I|off, --tcp-reuse-port, --recv-buffer-size BYTES,
 //	--send-buffer-size BYTES, --tcp-only-v6, --tcp-listen-backlog N,
 //	--tcp-kill-port
 //
