@@ -1,14 +1,10 @@
 package anylisten
 
 import (
-	"errors"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
-
-	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // The hand-over protocol: how a process hands its listening sockets to the
@@ -47,8 +43,9 @@ import (
 
 // Ready tells whoever started this process that it now serves: the
 // process that handed it its listeners (Upgrader.Upgrade waits for this),
-// and systemd, through sd_notify, with READY=1 and MAINPID, so that a
-// Type=notify service follows a successor (which needs NotifyAccess=all).
+// and, on Linux, systemd, through sd_notify, with READY=1 and MAINPID, so
+// that a Type=notify service follows a successor (which needs
+// NotifyAccess=all).
 // Call it once every Listen is done, best just before serving: connections
 // wait in the kernel's queue meanwhile, and a successor that an Upgrader
 // gives up on has then accepted none.
@@ -67,11 +64,7 @@ func Ready() error {
 	if err := readyToPredecessor(); err != nil {
 		return err
 	}
-	_, err := daemon.SdNotify(false, "MAINPID="+strconv.Itoa(os.Getpid())+"\n"+daemon.SdNotifyReady)
-	if err != nil {
-		return errors.New("anylisten: telling systemd it is ready: " + err.Error())
-	}
-	return nil
+	return notifySystemdReady()
 }
 
 const (
