@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/anylisten/anylisten/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // staleSocket leaves a socket file at path that nobody accepts on, as a
@@ -204,7 +205,7 @@ func TestListenUnixNeverRemovesOtherFiles(t *testing.T) {
 		{"link2sock", "a symbolic link is at this path", func(p string) error { return os.Symlink(stale, p) }},
 		{"link2file", "a symbolic link is at this path", func(p string) error { return os.Symlink(regular, p) }},
 		{"dangling", "a symbolic link is at this path", func(p string) error { return os.Symlink(filepath.Join(dir, "nowhere"), p) }},
-		{"fifo", "a named pipe is at this path", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+		{"fifo", "a named pipe is at this path", func(p string) error { return unix.Mkfifo(p, 0o644) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			checkNoFDLeak(t)
