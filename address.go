@@ -3,6 +3,7 @@ package anylisten
 import (
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -114,8 +115,12 @@ const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, /path, ./path, unix
 // Any other string is an error of type *ParseError that quotes s and says
 // which forms are accepted. A relative UNIX path must start with ./ or ../
 // (or be written unix:PATH), so that app.sock is not taken for a typo of a
-// TCP address. Paths longer than the kernel's sun_path allows, or holding a
-// NUL byte, are rejected.
+// TCP address. Paths and abstract names holding a NUL byte, or longer than
+// this platform's sun_path holds, are rejected: the limit is 107 bytes on
+// Linux, Windows, Solaris and illumos, 103 on macOS and the BSDs, and 1022
+// on AIX. That limit is the only way parsing differs between platforms: a
+// form whose backend the platform lacks (@name outside Linux, say) parses
+// everywhere, and Listen returns an error wrapping errors.ErrUnsupported.
 func ParseAddress(s string) (Address, error) {
 	a, reason := parse(s)
 	if reason != "" {
@@ -466,6 +471,23 @@ func parseAbstract(name string) (Address, string) {
 		return Address{}, reason
 	}
 	return Address{kind: KindAbstract, str: name}, ""
+}
+
+// maxSunPath is the longest UNIX socket path or abstract name that this
+// platform's sun_path holds.
+var maxSunPath = sunPathMax(runtime.GOOS)
+
+// sunPathMax returns the longest UNIX socket path or abstract name that
+// the sun_path of goos holds with its terminating (for abstract names,
+// leading) NUL. Unknown systems get the smallest, the BSDs'.
+func sunPathMax(goos string) int {
+	switch goos {
+	case "linux", "android", "windows", "solaris", "illumos":
+		return 108 - 1
+	case "aix":
+		return 1023 - 1
+	}
+	return 104 - 1 // darwin, ios, dragonfly, freebsd, netbsd, openbsd
 }
 
 // checkSockName checks that s fits into sun_path with its terminating NUL

@@ -352,3 +352,21 @@ func TestAddressAccessors(t *testing.T) {
 		t.Error("the zero Address has a network, host:port or path")
 	}
 }
+
+// TestSunPathMax checks the sun_path limit of each platform, and that a
+// path of exactly that length parses here.
+func TestSunPathMax(t *testing.T) {
+	for goos, want := range map[string]int{
+		"linux": 107, "android": 107, "windows": 107, "solaris": 107, "illumos": 107,
+		"darwin": 103, "ios": 103, "freebsd": 103, "openbsd": 103, "netbsd": 103, "dragonfly": 103,
+		"aix": 1022,
+	} {
+		if got := sunPathMax(goos); got != want {
+			t.Errorf("sunPathMax(%q) = %d, want %d", goos, got, want)
+		}
+	}
+	path := "/" + strings.Repeat("a", maxSunPath-1)
+	if _, err := ParseAddress(path); err != nil {
+		t.Errorf("ParseAddress of a %d-byte path: %v", len(path), err)
+	}
+}

@@ -26,9 +26,13 @@
 //	sd-listen, sd-listen:NAME, sd-listen:*, fd://N          sockets passed by systemd (unix platforms)
 //	vsock:CID:PORT                                          AF_VSOCK (Linux)
 //
-// ParseAddress documents every form. Parsing is the same on every platform;
-// Listen on a platform without the backend returns an error that wraps
-// errors.ErrUnsupported.
+// ParseAddress documents every form. It accepts the same forms on every
+// platform, with one difference: UNIX socket paths and abstract names are
+// limited to what the platform's sun_path holds (107 bytes on Linux,
+// Windows, Solaris and illumos, 103 on macOS and the BSDs, 1022 on AIX).
+// Listen on a platform without the backend (@name outside Linux, say)
+// returns an error that wraps errors.ErrUnsupported. A UNIX path gives a
+// *UnixListener everywhere, Windows included.
 //
 // # What Listen returns
 //

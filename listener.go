@@ -16,8 +16,8 @@ import (
 // with net.Listen:
 //
 //   - TCP: a *net.TCPListener; Accept returns *net.TCPConn.
-//   - UNIX path or abstract name: a *UnixListener; Accept returns
-//     *net.UnixConn.
+//   - UNIX path or abstract name: a *UnixListener (on every platform that
+//     has AF_UNIX, Windows included); Accept returns *net.UnixConn.
 //   - systemd (sd-listen, fd://): the inherited socket's native listener
 //     as above (for an inherited TCP socket with Options.TCPKeepalive, a
 //     listener that embeds *net.TCPListener and sets keep-alive on each

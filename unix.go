@@ -16,6 +16,11 @@ import (
 // still the one this listener created.
 //
 // Accept returns *net.UnixConn values, never wrapped.
+//
+// On Windows, which has AF_UNIX but none of the file modes and owners the
+// Options set, package net binds the path (no private directory, no
+// rename) and its Close removes the socket file by name, as
+// net.UnixListener's does; the buffer options are not supported there.
 type UnixListener struct {
 	*net.UnixListener
 
@@ -29,6 +34,9 @@ type UnixListener struct {
 	// handing is set while an Upgrader hands the socket over: Close then
 	// leaves the file to endHandover, which knows who owns it.
 	handing bool
+	// netUnlinks is set where package net bound the path (outside Unix)
+	// and so removes the socket file on Close itself.
+	netUnlinks bool
 }
 
 // Addr returns the listener's address: the socket path as given to
@@ -128,6 +136,10 @@ func SocketPath(local net.Addr) net.Addr {
 // (until a predecessor's Upgrader passes its file on, see Ready) and after
 // an Upgrade handed the socket over.
 func (l *UnixListener) SetUnlinkOnClose(unlink bool) {
+	if l.netUnlinks {
+		l.UnixListener.SetUnlinkOnClose(unlink)
+		return
+	}
 	l.mu.Lock()
 	l.unlink = unlink && l.file != nil
 	l.mu.Unlock()

@@ -10,10 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxSunPath is the longest socket path or abstract name that fits into
-// Linux's 108-byte sun_path with its NUL.
-const maxSunPath = 107
-
 // listenAbstract listens on the Linux abstract socket @name, which lives in
 // the network namespace, not the file system: there is no file to place,
 // chmod, chown or unlink, and bind itself refuses a name in use, so of two
