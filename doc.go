@@ -81,3 +81,7 @@
 // accepted connections) is where it was bound, DIR/.anylisten-XXXXXXXX/NAME;
 // UnixListener.Addr is the path.
 package anylisten
+
+// Files: one concept per file, exported names only in files without a
+// build line, and a suffix that says the build constraint (_unix, _nonunix,
+// _linux, _nonlinux, _unixnonlinux, ...); see README's Layout.

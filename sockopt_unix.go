@@ -3,6 +3,7 @@
 package anylisten
 
 import (
+	"math"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +39,12 @@ func setBuffers(fd uintptr, o *Options) error {
 		}
 	}
 	return nil
+}
+
+// listenFD makes the bound socket fd listen. The kernel caps the backlog
+// at its maximum (somaxconn), which is what net.Listen asks for.
+func listenFD(fd int) error {
+	return os.NewSyscallError("listen", unix.Listen(fd, math.MaxInt32))
 }
 
 // setBacklog calls listen() again on a listening socket, which changes

@@ -7,7 +7,6 @@ import (
 	"net"
 	"runtime"
 	"syscall"
-	"time"
 )
 
 // listenTCP listens with net.ListenConfig, so that name resolution, dual
@@ -61,38 +60,6 @@ func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error)
 		}
 	}
 	return ln, nil
-}
-
-// rawControl runs f on the fd of c and returns the first error.
-func rawControl(c syscall.RawConn, f func(fd uintptr) error) error {
-	var ferr error
-	if err := c.Control(func(fd uintptr) { ferr = f(fd) }); err != nil {
-		return err
-	}
-	return ferr
-}
-
-// keepaliveConfig converts the option to package net's form. (A
-// KeepAliveConfig with Enable false turns keep-alive off, as
-// ListenConfig.KeepAlive -1 does.)
-func keepaliveConfig(k *TCPKeepalive) net.KeepAliveConfig {
-	// In net.KeepAliveConfig a negative value keeps the OS's default and
-	// zero means Go's own default; a zero TCPKeepalive field means the OS's.
-	osDefault := func(d time.Duration) time.Duration {
-		if d == 0 {
-			return -1
-		}
-		return d
-	}
-	if k.Off {
-		return net.KeepAliveConfig{Enable: false}
-	}
-	return net.KeepAliveConfig{
-		Enable:   true,
-		Idle:     osDefault(k.Idle),
-		Interval: osDefault(k.Interval),
-		Count:    int(osDefault(time.Duration(k.Count))),
-	}
 }
 
 // keepaliveListener applies the keep-alive option to the connections of an

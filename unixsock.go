@@ -190,11 +190,3 @@ func (l *UnixListener) takeFile(f *sockfile.File) error {
 	}
 	return nil
 }
-
-// bufferOpts returns o if accepted connections need its buffer sizes.
-func bufferOpts(o *Options) *Options {
-	if o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
-		return o
-	}
-	return nil
-}

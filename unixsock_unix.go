@@ -4,7 +4,6 @@ package anylisten
 
 import (
 	"context"
-	"math"
 	"net"
 	"os"
 
@@ -60,12 +59,6 @@ func socketFileOptions(o *Options) sockfile.Options {
 		so.GID = int(*o.UnixListenGID)
 	}
 	return so
-}
-
-// listenFD makes the bound socket fd listen. The kernel caps the backlog
-// at its maximum (somaxconn), which is what net.Listen asks for.
-func listenFD(fd int) error {
-	return os.NewSyscallError("listen", unix.Listen(fd, math.MaxInt32))
 }
 
 // fileUnixListener makes a *UnixListener of the listening socket fd,
