@@ -863,6 +863,22 @@ func faultWaitBlocked(t *testing.T) {
 	}
 }
 
+// faultLoopsLeft returns how many more multiListener accept loops than
+// before run after a Close returned. Close waits for every loop to call
+// its WaitGroup's Done, after which the goroutine may still show in a
+// stack dump for a moment while it returns: so count again until the
+// number drops, for at most a second.
+func faultLoopsLeft(before int) int {
+	deadline := time.Now().Add(time.Second)
+	for {
+		n := faultAcceptLoops() - before
+		if n <= 0 || time.Now().After(deadline) {
+			return n
+		}
+		runtime.Gosched()
+	}
+}
+
 // faultAcceptLoops counts the goroutines running a multiListener's accept
 // loop. (No test runs in parallel with a test that is not parallel, so
 // all of them belong to the test that counts.)
@@ -946,7 +962,7 @@ func TestFaultListenerClose(t *testing.T) {
 				if err := ln.Close(); err != nil {
 					t.Errorf("first Close: %v", err)
 				}
-				if n := faultAcceptLoops() - loops; n > 0 {
+				if n := faultLoopsLeft(loops); n > 0 {
 					t.Errorf("Close returned while %d accept loops still run", n)
 				}
 				faultClosed(t, "second Close", ln.Close())
@@ -1070,7 +1086,7 @@ func faultCloseConcurrently(t *testing.T, newListener func(*testing.T) (net.List
 		t.Fatalf("round %d: Accept, Dial or Close still running 10 s after Close", round)
 	}
 	close(stopDial)
-	if n := faultAcceptLoops() - loops; n > 0 {
+	if n := faultLoopsLeft(loops); n > 0 {
 		t.Errorf("round %d: every Close returned while %d accept loops still run", round, n)
 	}
 	if dial != nil && accepted.Load() < 3 {
