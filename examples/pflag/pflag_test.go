@@ -144,7 +144,7 @@ func TestListenFails(t *testing.T) {
 		want string
 	}{
 		{"port twice", []string{"--listen", "./x.sock", "--listen", "127.0.0.1:" + port, "--listen", "127.0.0.1:" + port},
-			"127.0.0.1:" + port + ": bind: address already in use"},
+			"127.0.0.1:" + port + ": the address is given twice (addresses 2 and 3 of 3; a flag set parsed twice repeats every --listen): address already in use"},
 		{"negative buffer size", []string{"--listen", "./x.sock", "--recv-buffer-size=-1"}, "option recv_buffer_size is -1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
