@@ -254,7 +254,8 @@ func (d *Drainer) Open() int {
 // Drain returns nil when every connection was served and closed, and the
 // errors of closing the listeners otherwise. If ctx is done first, the
 // remaining connections are closed at once and Drain returns ctx's error.
-// Accept on the listeners is released (Serve returns) when Drain returns.
+// The listeners' Accept returns when the drain is done, so Serve (whoever
+// calls it) returns http.ErrServerClosed just before Drain returns.
 //
 // Drain tells HTTP/2 connections (over TLS, or unencrypted where the server
 // serves that itself: http.Protocols with UnencryptedHTTP2) from HTTP/1

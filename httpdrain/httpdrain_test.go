@@ -468,3 +468,48 @@ func TestServeOneConnectionReturnsNil(t *testing.T) {
 		t.Errorf("Serve returned %v after the one connection, want nil", err)
 	}
 }
+
+// TestDrainContextDone gives Drain a context that ends while a request is
+// held: Drain returns the context's error, the connection is closed, and
+// Serve returns.
+func TestDrainContextDone(t *testing.T) {
+	g := newGate()
+	defer close(g.open)
+	srv := &http.Server{Handler: g}
+	d := httpdrain.New(srv)
+	tcp := listenTCP(t)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(d.Listener(tcp)) }()
+	conn, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	replied := make(chan error, 1)
+	go func() {
+		_, err := get(conn, "/held")
+		replied <- err
+	}()
+	g.waitArrived(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	drained := make(chan error, 1)
+	go func() { drained <- d.Drain(ctx) }()
+	waitRefused(t, tcp.Addr().String())
+	cancel()
+	if err := result(t, "Drain", drained); !errors.Is(err, context.Canceled) {
+		t.Errorf("Drain returned %v, want context.Canceled", err)
+	}
+	if err := result(t, "the held request", replied); err == nil {
+		t.Error("the held request got a response; want its connection closed")
+	}
+	if err := result(t, "srv.Serve", served); !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("srv.Serve returned %v, want http.ErrServerClosed", err)
+	}
+	// A listener made after Drain is closed at once.
+	late := listenTCP(t)
+	d.Listener(late)
+	late.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := late.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept on a listener given to Listener after Drain returned %v, want net.ErrClosed", err)
+	}
+}
