@@ -32,12 +32,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -167,14 +165,14 @@ func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string, re
 	for {
 		select {
 		case err := <-served:
-			// Serve returns only when Accept fails for good. A listener
-			// that ends by itself (inetd's, after its one connection)
-			// reports net.ErrClosed: that is a normal end.
+			// Serve returns only when Accept fails for good, and nil
+			// when the listener ends by itself (inetd's, after its one
+			// connection).
 			ln.Close()
-			if errors.Is(err, net.ErrClosed) {
-				return nil
+			if err != nil {
+				return fmt.Errorf("serve: %w", err)
 			}
-			return fmt.Errorf("serve: %w", err)
+			return nil
 		case <-hup:
 			pid, err := up.Upgrade(ctx)
 			if err != nil {
