@@ -688,6 +688,20 @@ func TestExampleSession(t *testing.T) {
 			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.Stderr.String())
 		}
 	})
+	t.Run("unclaimed socket", func(t *testing.T) {
+		t.Parallel()
+		testenv.NeedTool(t, "curl")
+		const text = "Hello from the socket asked for\n"
+		// Two sockets passed, one asked for: hello serves that one, and
+		// says which passed socket nobody listens on.
+		asked := freePorts(t, 1)[0]
+		a := socketActivate(t, 1, []string{"-l", strconv.Itoa(asked)}, "--listen", fmt.Sprintf(":%d", asked), text)
+		checkBody(t, fetch(t, localURL(asked)), text)
+		a.waitLog(t, fmt.Sprintf("hello: passed socket fd 3 (unknown) on [::]:%d is not listened on\n", a.ports[0]))
+		if code := a.Stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("hello exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.Stderr.String())
+		}
+	})
 	t.Run("inetd mode", func(t *testing.T) {
 		t.Parallel()
 		testenv.NeedTool(t, "curl")
