@@ -25,7 +25,9 @@ type InheritedSocket struct {
 // another process). Those with TakenBy "" and not Closed are unclaimed:
 // a socket that a .socket unit passes and no --listen address asks for
 // gets connections that wait for ever. Programs should log them after
-// their last Listen, as the examples do:
+// their last Listen, and after Ready where they call it (Ready closes the
+// sockets a predecessor handed over that no Listen took, as its new
+// configuration dropped them), as the examples do:
 //
 //	for _, s := range anylisten.Inherited() {
 //		if s.TakenBy == "" && !s.Closed {

@@ -78,13 +78,14 @@ func merge(lns []net.Listener) (net.Listener, error) {
 
 // givenTwice returns an error if an address is in addrs twice: its second
 // Listen would fail with a plain "address already in use", or take a
-// socket the process itself holds for "a live server". (Two TCP sockets
-// on one port are what SO_REUSEPORT is for, so with TCPReusePort the same
-// TCP address may be given twice.)
+// socket the process itself holds for "a live server". A TCP port 0 may
+// be given twice (each gets a port of its own), and so may any TCP address
+// with TCPReusePort (two sockets on one port are what SO_REUSEPORT is
+// for).
 func givenTwice(addrs []Address, opts *Options) error {
 	for i, a := range addrs {
-		if a.kind == KindTCP && opts != nil && opts.TCPReusePort {
-			continue
+		if a.kind == KindTCP && (a.num == 0 && a.svc == "" || opts != nil && opts.TCPReusePort) {
+			continue // each port 0 gets a port of its own
 		}
 		for j := range i {
 			if addrs[j] == a {

@@ -200,13 +200,22 @@ func TestListenAllGivenTwice(t *testing.T) {
 		ln.Close()
 		t.Fatal("ListenAll of addresses given twice succeeded")
 	}
-	want := `listen tcp 127.0.0.1:0: the address is given twice (addresses 1 and 3 of 4; a flag set parsed twice repeats every --listen): address already in use`
+	want := `listen unix ` + path + `: the address is given twice (addresses 2 and 4 of 4; a flag set parsed twice repeats every --listen): address already in use`
 	if err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("ListenAll error:\n got %v\nwant %s (wrapping EADDRINUSE)", err, want)
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ListenAll left %s behind: %v", path, err)
 	}
+	// Port 0 twice is two ports.
+	ln, err = ListenAll(context.Background(), []Address{MustParseAddress("127.0.0.1:0"), MustParseAddress("127.0.0.1:0")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := TCPAddrs(ln.Addr()); len(got) != 2 || got[0].Port == got[1].Port {
+		t.Errorf("ListenAll of 127.0.0.1:0 twice bound %v, want two ports", got)
+	}
+	ln.Close()
 	// With SO_REUSEPORT, one TCP address twice is two sockets.
 	a := MustParseAddress("127.0.0.1:" + freePort(t))
 	ln, err = ListenAll(context.Background(), []Address{a, a}, &Options{TCPReusePort: true})

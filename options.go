@@ -192,7 +192,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.TCPListenBacklog, "tcp-listen-backlog", o.TCPListenBacklog,
 		"maximum number of pending unaccepted TCP connections, `N` (default: the kernel's maximum, somaxconn)")
 	fs.BoolVar(&o.TCPKillPort, "tcp-kill-port", o.TCPKillPort,
-		"for development: if the TCP port is in use, send SIGTERM to the process that holds it, wait up to 5 s, then bind (Linux; never SIGKILL, never another user's process)")
+		"for development: if the TCP port is in use, send SIGTERM to the process that holds it, wait up to 5 s, then bind (Linux; never SIGKILL; another user's process only when running as root)")
 }
 
 // UnixMode is the permission bits of a UNIX socket file: who may connect.
@@ -286,7 +286,8 @@ func (m *UnixMode) UnmarshalTOML(v any) error {
 
 // TCPKeepalive is the --tcp-keepalive option: the keep-alive timers of
 // accepted TCP connections. A zero field means the OS's default for that
-// timer. Linux counts whole seconds (durations are rounded up) and caps
+// timer (so "0" and "0:0:0", like "", are keep-alive on with the OS's
+// timers, not off: that is "off"). Linux counts whole seconds (durations are rounded up) and caps
 // Idle and Interval at 32767 s and Count at 127.
 //
 // Its text form, as in tokio-listener, is time_ms:count:interval_ms with

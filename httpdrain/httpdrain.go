@@ -244,7 +244,9 @@ func (d *Drainer) Open() int {
 //     every HTTP/1 response in flight end its connection;
 //  3. it waits until every HTTP/1 connection is closed, serving the
 //     requests of connections that were accepted but had not sent one
-//     yet; one that sends nothing for 5 s is closed, as Shutdown does;
+//     yet; one still new that sends nothing for about 6 s is closed, as
+//     Shutdown does (net/http counts one silent for 5 s, in whole
+//     seconds, as idle);
 //  4. once only HTTP/2 connections are left (or none), it shuts the server
 //     down (http.Server.Shutdown), which sends each HTTP/2 connection a
 //     graceful GOAWAY, so that it finishes its streams in flight and
@@ -262,8 +264,13 @@ func (d *Drainer) Open() int {
 // ones by what the server reports of them: an HTTP/2 connection is idle
 // between its streams, but turning keep-alives off does not close it. One
 // that has not finished its TLS handshake or sent its HTTP/2 preface counts
-// as HTTP/1 until it does, or until it is closed for sending nothing for
-// 5 s. An HTTP/2 connection that finishes its streams after step 2 also
+// as HTTP/1 until it does, or until it is closed for sending nothing (about
+// 6 s; a TLS connection that agreed on h2 and sends no preface is held up
+// to net/http's 10 s preface timeout). The GOAWAY of step 4 names the last
+// stream the server has read: a request that a client sent on a fresh
+// HTTP/2 connection in the same moment was not processed, and HTTP/2 lets
+// the client retry it (Go's http.Transport does; curl 7.88 reports error
+// 16 instead). An HTTP/2 connection that finishes its streams after step 2 also
 // ends itself with a GOAWAY. Connections a handler hijacks (WebSocket,
 // x/net's h2c.NewHandler) are not waited for: tell them through
 // srv.RegisterOnShutdown (for h2c.NewHandler, call

@@ -141,11 +141,6 @@ func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string, re
 		return err
 	}
 	log.Printf("listening on %s", ln.Addr())
-	for _, s := range anylisten.Inherited() { // a passed socket no address asks for
-		if s.TakenBy == "" && !s.Closed {
-			log.Printf("passed socket fd %d (%s) on %v is not listened on", s.FD, s.Name, s.Addr)
-		}
-	}
 
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -158,6 +153,11 @@ func serve(addrs anylisten.AddressList, opts *anylisten.Options, text string, re
 	// with it; until Serve, they wait in the kernel's queue.
 	if err := anylisten.Ready(); err != nil {
 		log.Print(err)
+	}
+	for _, s := range anylisten.Inherited() { // after Ready, which closes dropped hand-overs
+		if s.TakenBy == "" && !s.Closed {
+			log.Printf("passed socket fd %d (%s) on %v is not listened on", s.FD, s.Name, s.Addr)
+		}
 	}
 	served := make(chan error, 1)
 	go func() { served <- drainer.Serve(ln) }()
