@@ -29,7 +29,7 @@ const (
 // EADDRINUSE: it names the holders of the port in the error, or, with
 // kill, stops them (see Options.TCPKillPort) and calls listen again until
 // the port is free.
-func portInUse(ctx context.Context, err error, listen func() (net.Listener, error), kill bool) (net.Listener, error) {
+func portInUse(ctx context.Context, err error, listen func() (net.Listener, error), kill, v6only bool) (net.Listener, error) {
 	oe, ok := err.(*net.OpError)
 	if !ok {
 		return nil, err
@@ -38,9 +38,13 @@ func portInUse(ctx context.Context, err error, listen func() (net.Listener, erro
 	if !ok {
 		return nil, err
 	}
-	h := holder.TCP(ta)
+	h := holder.TCP(ta, v6only)
 	if !kill {
 		return nil, heldBy(oe, h, "")
+	}
+	if h.Uncertain {
+		return nil, heldBy(oe, h, fmt.Sprintf("%s does not stop a holder that may not hold this address: an IPv6 wildcard "+
+			"socket clashes with an IPv4 address only if it is dual stack, which /proc does not show; stop the holder yourself", killPortOption))
 	}
 	if why := refuseKill(h); why != "" {
 		return nil, heldBy(oe, h, why)
@@ -61,7 +65,7 @@ func portInUse(ctx context.Context, err error, listen func() (net.Listener, erro
 			e.Err = fmt.Errorf("waiting for the port to be free after %s sent SIGTERM to %s: %w", killPortOption, h, ctx.Err())
 			return nil, &e
 		case <-deadline.C:
-			return nil, heldBy(oe, holder.TCP(ta), fmt.Sprintf("%s sent SIGTERM to %s, and the port was still in use %v later; "+
+			return nil, heldBy(oe, holder.TCP(ta, v6only), fmt.Sprintf("%s sent SIGTERM to %s, and the port was still in use %v later; "+
 				"it never sends SIGKILL: stop the holder yourself", killPortOption, h, killPortWait))
 		case <-poll.C:
 		}

@@ -250,3 +250,47 @@ func TestKillPortRefusesOtherUser(t *testing.T) {
 		t.Errorf("root's holder was signalled or exited (%v); stderr:\n%s", h.cmd.ProcessState, h.stderr)
 	}
 }
+
+// From review: --tcp-kill-port must not stop a process that does not hold
+// the address. /proc does not show IPV6_V6ONLY, so another process's IPv6
+// wildcard socket only may clash with an IPv4 address: kill-port then
+// refuses, and stops nobody; our own IPV6_V6ONLY (TCPOnlyV6) leaves IPv4
+// holders out. (Both signalled the wrong process before.)
+func TestKillPortAcrossFamilies(t *testing.T) {
+	t.Run("their v6only wildcard", func(t *testing.T) {
+		port := freePort(t)
+		innocent := startHolderOf(t, "[::]:"+port, false, "tcp6") // Go's tcp6 is IPV6_V6ONLY
+		real := startHolderOf(t, "127.0.0.1:"+port, false, "tcp4")
+		if innocent == nil || real == nil {
+			t.Skip("the port was taken meanwhile")
+		}
+		ln, err := Listen(context.Background(), MustParseAddress("127.0.0.1:"+port), &Options{TCPKillPort: true})
+		if err == nil {
+			ln.Close()
+			t.Fatal("Listen succeeded: kill-port stopped a holder it could not be sure of")
+		}
+		if !strings.Contains(err.Error(), "does not stop a holder that may not hold this address") {
+			t.Errorf("Listen error: %v; want a refusal that says why", err)
+		}
+		if innocent.hasExited() || real.hasExited() {
+			t.Errorf("a holder was stopped: [::] exited %v, 127.0.0.1 exited %v", innocent.hasExited(), real.hasExited())
+		}
+	})
+	t.Run("our v6only wildcard", func(t *testing.T) {
+		port := freePort(t)
+		innocent := startHolderOf(t, "127.0.0.1:"+port, false, "tcp4")
+		real := startHolderOf(t, "[::1]:"+port, false, "tcp6")
+		if innocent == nil || real == nil {
+			t.Skip("the port was taken meanwhile")
+		}
+		ln, err := Listen(context.Background(), MustParseAddress("[::]:"+port), &Options{TCPOnlyV6: true, TCPKillPort: true})
+		if err != nil {
+			t.Fatalf("Listen: %v", err)
+		}
+		ln.Close()
+		if innocent.hasExited() {
+			t.Error("kill-port stopped the holder of 127.0.0.1, which a v6only [::] does not clash with")
+		}
+		real.wait(t)
+	})
+}

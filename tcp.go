@@ -41,7 +41,7 @@ func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error)
 	}
 	ln, err := listen()
 	if errors.Is(err, syscall.EADDRINUSE) {
-		ln, err = portInUse(ctx, err, listen, o.TCPKillPort)
+		ln, err = portInUse(ctx, err, listen, o.TCPKillPort, o.TCPOnlyV6)
 	}
 	if err != nil {
 		return nil, err

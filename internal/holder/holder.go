@@ -42,6 +42,10 @@ type Holders struct {
 	// process holds (the processes of other users hide their descriptors
 	// from all but root), by uid, each once. Only TCP knows them.
 	HiddenUIDs []int
+	// Uncertain says that a holder was matched only because an IPv6
+	// wildcard socket of its may be dual stack: /proc does not show
+	// IPV6_V6ONLY, so it may not hold the address at all.
+	Uncertain bool
 }
 
 // String names the holders, "pid 1234 (hello), pid 1240 (hello)", or
@@ -61,9 +65,12 @@ func (h Holders) String() string {
 // TCP returns the holders of the listening TCP sockets that keep addr
 // from being bound: those on its port whose address is addr's, or either
 // of which is a wildcard address of the same family; an IPv6 wildcard
-// (":PORT", "[::]:PORT", a nil IP) is taken to be dual stack, as Go makes
-// it, and so to clash with IPv4 addresses too.
-func TCP(addr *net.TCPAddr) Holders { return tcpHolders(addr) }
+// (":PORT", "[::]:PORT", "0.0.0.0:PORT", a nil IP) of ours is dual stack,
+// as Go makes it, unless v6only (IPV6_V6ONLY, Options.TCPOnlyV6), and so
+// clashes with IPv4 addresses too. Another process's IPv6 wildcard is
+// taken to clash with an IPv4 addr, and the result is then Uncertain:
+// /proc does not show whether it is dual stack.
+func TCP(addr *net.TCPAddr, v6only bool) Holders { return tcpHolders(addr, v6only) }
 
 // Unix returns the holders of the listening UNIX sockets whose name, as
 // the kernel keeps it (the path given to bind, or "@" and an abstract
@@ -73,8 +80,8 @@ func Unix(match func(name string) bool) Holders { return unixHolders(match) }
 // clashes reports whether a TCP socket bound to ours is refused because
 // of a listening socket bound to theirs, on the same port.
 func clashes(ours, theirs net.IP) bool {
-	if ours == nil {
-		return true // ":PORT", which Go binds to the dual-stack "::"
+	if ours == nil || ours.Equal(net.IPv4zero) {
+		return true // ":PORT" and "0.0.0.0:PORT", which Go binds to the dual-stack "::"
 	}
 	ours4, theirs4 := ours.To4() != nil, theirs.To4() != nil
 	oursWild, theirsWild := ours.IsUnspecified(), theirs.IsUnspecified()

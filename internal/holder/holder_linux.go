@@ -18,8 +18,10 @@ const tcpListen = "0A"
 // listens.
 const acceptCon = 0x10000
 
-func tcpHolders(addr *net.TCPAddr) Holders {
+func tcpHolders(addr *net.TCPAddr, v6only bool) Holders {
 	owners := map[uint64]int{} // socket inode: uid
+	uncertain := false
+	ours4 := addr.IP != nil && addr.IP.To4() != nil && !addr.IP.Equal(net.IPv4zero)
 	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		eachLine(file, func(f []string) {
 			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
@@ -32,6 +34,13 @@ func tcpHolders(addr *net.TCPAddr) Holders {
 			if !ok || err != nil || ip == nil || int(port) != addr.Port || !clashes(addr.IP, ip) {
 				return
 			}
+			theirs4 := ip.To4() != nil
+			if v6only && !ours4 && theirs4 {
+				return // our IPv6 wildcard takes no IPv4 address
+			}
+			if ours4 && !theirs4 {
+				uncertain = true // their IPv6 wildcard may be IPV6_V6ONLY
+			}
 			uid, err1 := strconv.Atoi(f[7])
 			inode, err2 := strconv.ParseUint(f[9], 10, 64)
 			if err1 == nil && err2 == nil && inode != 0 {
@@ -39,7 +48,9 @@ func tcpHolders(addr *net.TCPAddr) Holders {
 			}
 		})
 	}
-	return find(owners)
+	h := find(owners)
+	h.Uncertain = uncertain
+	return h
 }
 
 // parseIP decodes an address of /proc/net/tcp or tcp6: 8 or 32 hex

@@ -26,7 +26,7 @@ func TestClashes(t *testing.T) {
 		{"::1", "::1", true},
 		{"::1", "::2", false},
 		{"::1", "::", true},
-		{"0.0.0.0", "::1", false},
+		{"0.0.0.0", "::1", true}, // Go binds 0.0.0.0:PORT to the dual-stack [::]
 		{"127.0.0.1", "::ffff:127.0.0.1", true},
 	} {
 		var ours net.IP
