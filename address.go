@@ -157,7 +157,7 @@ func parse(s string) (Address, string) {
 		return Address{}, "a relative UNIX socket path must start with ./ or ../ (write ./" + s + " or unix:" + s + ")"
 	}
 	if c := s[0]; c == '[' || c == ':' || '0' <= c && c <= '9' {
-		return parseTCP(s) // no keyword or scheme starts so
+		return parseTCP(s, false) // no keyword or scheme starts so
 	}
 	colon := strings.IndexByte(s, ':')
 	if colon < 0 {
@@ -181,7 +181,7 @@ func parse(s string) (Address, string) {
 	slashes := strings.HasPrefix(rest, "//")
 	switch {
 	case slashes && equalFold(head, "tcp"):
-		return parseTCP(rest[2:])
+		return parseTCP(rest[2:], true)
 	case equalFold(head, "unix"):
 		return parseUnixScheme(rest)
 	case equalFold(head, "unix-abstract"):
@@ -210,7 +210,7 @@ func parse(s string) (Address, string) {
 		return Address{}, "unknown scheme " + strconv.Quote(s[:colon+1]) + "; for a UNIX socket path write " +
 			rest + " or unix:" + rest
 	}
-	return parseTCP(s)
+	return parseTCP(s, false)
 }
 
 // equalFold reports whether s and keyword (lower-case ASCII) are equal
@@ -275,9 +275,10 @@ func parseUint(s, what string, max uint32) (uint32, string) {
 	return uint32(n), ""
 }
 
-// parseTCP parses HOST:PORT, [IPv6]:PORT or a bare port. It splits as
+// parseTCP parses HOST:PORT, [IPv6]:PORT or a bare port; explicit says
+// it followed tcp://, which makes any host a host. It splits as
 // net.SplitHostPort does, by hand, since this is the hot path of parsing.
-func parseTCP(s string) (Address, string) {
+func parseTCP(s string, explicit bool) (Address, string) {
 	if s == "" {
 		return Address{}, "missing HOST:PORT after tcp://"
 	}
@@ -311,6 +312,11 @@ func parseTCP(s string) (Address, string) {
 	var port uint32
 	var svc, reason string
 	if isServiceName(portStr) {
+		if schemeLike[strings.ToLower(host)] && !bracketed && !explicit {
+			// unixgram:app, fd:three, systemd:http: a scheme that is not
+			// one, more likely than a host of that name.
+			return Address{}, strconv.Quote(host) + " is not a scheme anylisten knows; " + forms
+		}
 		svc = portStr
 	} else if port, reason = parseUint(portStr, "port", 65535); reason != "" {
 		return Address{}, reason + "; want HOST:PORT with a port number or a service name, like 127.0.0.1:8080 or localhost:http"
@@ -322,11 +328,12 @@ func parseTCP(s string) (Address, string) {
 }
 
 // isServiceName reports whether s is a service name as RFC 6335 defines
-// one (letters, digits and single inner hyphens, at least one letter), as
-// /etc/services lists them: "http", "https", "http-alt". Package net looks
-// such a port up by name.
+// one (letters, digits and single inner hyphens), as /etc/services lists
+// them: "http", "https", "http-alt". Package net looks such a port up by
+// name. Unlike the RFC, it must start with a letter, so that a mistyped
+// number ("8080a", "0x50") is an error here and not an unknown service.
 func isServiceName(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+	if s == "" || len(s) > 63 || !('a' <= s[0]|0x20 && s[0]|0x20 <= 'z') || s[len(s)-1] == '-' || strings.Contains(s, "--") {
 		return false
 	}
 	letter := false
@@ -340,6 +347,15 @@ func isServiceName(s string) bool {
 		}
 	}
 	return letter
+}
+
+// schemeLike are words that, before ':' and a service name, are more
+// likely a mistyped or unknown scheme than a host.
+var schemeLike = map[string]bool{
+	"unix": true, "unixgram": true, "unixpacket": true, "unix-abstract": true, "abstract": true,
+	"fd": true, "inetd": true, "systemd": true, "sd-listen": true, "vsock": true,
+	"tcp": true, "tcp4": true, "tcp6": true, "udp": true, "udp4": true, "udp6": true,
+	"file": true, "http": true, "https": true, "npipe": true,
 }
 
 // hostPort is the HOST:PORT of a TCP Address as package net takes it,

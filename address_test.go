@@ -41,6 +41,7 @@ var acceptedAddresses = []struct {
 	{":https", KindTCP, ":https"},
 	{"[::1]:http-alt", KindTCP, "[::1]:http-alt"},
 	{"tcp://unix:http", KindTCP, "tcp://unix:http"},
+	{"tcp://unixgram:app", KindTCP, "tcp://unixgram:app"}, // tcp:// makes any host a host
 	{"/run/app.sock", KindUnix, "/run/app.sock"},
 	{"./app.sock", KindUnix, "./app.sock"},
 	{"../app.sock", KindUnix, "../app.sock"},
@@ -119,6 +120,10 @@ func TestParseAddressRejected(t *testing.T) {
 		{"65536", "port 65536 is out of range"},
 		{"127.0.0.1:", "missing port"},
 		{"127.0.0.1:a--b", `port "a--b" is not a decimal number`},
+		{"localhost:8080a", `port "8080a" is not a decimal number`},
+		{"unixgram:app", `"unixgram" is not a scheme anylisten knows`},
+		{"fd:three", `"fd" is not a scheme anylisten knows`},
+		{"systemd:http", `"systemd" is not a scheme anylisten knows`},
 		{"127.0.0.1:-http", `port "-http" is not a decimal number`},
 		{"127.0.0.1:ht_tp", `port "ht_tp" is not a decimal number`},
 		{"127.0.0.1:-1", `port "-1" is not a decimal number`},

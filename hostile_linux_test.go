@@ -75,7 +75,11 @@ func TestHostileAddresses(t *testing.T) {
 		{name: "service name only", in: "http",
 			want: `anylisten: invalid listen address "http": missing port (write http:PORT for TCP); ` + wantForms},
 		{name: "hex port", in: "127.0.0.1:0x50",
-			want: `listen tcp 127.0.0.1:0x50: unknown service name "0x50" (looked up as package net does, in /etc/services); give a port number: lookup tcp/0x50: unknown port`},
+			want: `anylisten: invalid listen address "127.0.0.1:0x50": port "0x50" is not a decimal number; want HOST:PORT with a port number or a service name, like 127.0.0.1:8080 or localhost:http`},
+		// A scheme anylisten does not have, before a word, reads as a host
+		// and a service name; it is refused as what it more likely is.
+		{name: "unknown scheme", in: "unixgram:app",
+			want: `anylisten: invalid listen address "unixgram:app": "unixgram" is not a scheme anylisten knows; ` + wantForms},
 		{name: "space before port", in: "127.0.0.1: 80",
 			want: `anylisten: invalid listen address "127.0.0.1: 80": port " 80" is not a decimal number; want HOST:PORT with a port number or a service name, like 127.0.0.1:8080 or localhost:http`},
 		{name: "empty port", in: "127.0.0.1:",
