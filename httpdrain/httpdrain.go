@@ -20,6 +20,7 @@ package httpdrain
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -74,10 +75,11 @@ func New(srv *http.Server) *Drainer {
 			d.conns[c] = connInfo{state: st, since: time.Now()}
 		default:
 			// A new state unsettles the connection: Drain looks at it
-			// again. Not one the server hijacked: x/net's h2c serves
-			// those and reports Active and Idle for them, never Closed.
-			if _, ok := d.conns[c]; ok {
-				d.conns[c] = connInfo{state: st, since: time.Now()}
+			// again, unless it is known to speak HTTP/2. Not one the
+			// server hijacked: x/net's h2c serves those and reports
+			// Active and Idle for them, never Closed.
+			if old, ok := d.conns[c]; ok {
+				d.conns[c] = connInfo{state: st, since: time.Now(), other: old.other || negotiatedH2(c)}
 			}
 		}
 		d.signalLocked()
@@ -283,6 +285,10 @@ func (d *Drainer) Open() int {
 // Drain may be called more than once; each call returns when the drain is
 // done or its ctx is.
 func (d *Drainer) Drain(ctx context.Context) error {
+	// Keep-alives off first: it closes idle connections, which a wrapper
+	// of the listener (netutil.LimitListener) may wait for before it
+	// calls Accept again, which step 1 waits for.
+	d.srv.SetKeepAlivesEnabled(false)
 	d.mu.Lock()
 	d.draining = true
 	var lns []*listener
@@ -398,6 +404,14 @@ func (d *Drainer) Drain(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// negotiatedH2 reports whether c is a TLS connection that agreed on
+// HTTP/2 by ALPN: it never has to be told idle by a sweep, and one whose
+// streams never all end (a busy client) gets its GOAWAY from Shutdown.
+func negotiatedH2(c net.Conn) bool {
+	tc, ok := c.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
 }
 
 // due reports when a pass of SetKeepAlivesEnabled(false) closes the

@@ -21,11 +21,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/anylisten/anylisten/httpdrain"
+	"golang.org/x/net/netutil"
 )
 
 // drainTimeout is the context every Drain gets: long enough that a Drain
@@ -511,5 +513,79 @@ func TestDrainContextDone(t *testing.T) {
 	late.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := late.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept on a listener given to Listener after Drain returned %v, want net.ErrClosed", err)
+	}
+}
+
+// From review: a listener wrapper that stops calling Accept until a
+// connection closes (netutil.LimitListener, as Prometheus wraps
+// exporter-toolkit's listener) must not hold Drain: keep-alives go off
+// first, which closes the idle connection that holds the limit.
+func TestDrainLimitListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	d := httpdrain.New(srv)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(netutil.LimitListener(d.Listener(ln), 1)) }()
+	c := &http.Client{} // keep-alive: its connection is idle after the response
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Drain(ctx); err != nil {
+		t.Errorf("Drain: %v (open connections: %d)", err, d.Open())
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v, want http.ErrServerClosed", err)
+	}
+}
+
+// From review: an HTTP/2 connection that always has a stream open never
+// looks idle, and keep-alives off sends it no GOAWAY; Drain must send one
+// (Shutdown) rather than wait until its context ends.
+func TestDrainBusyHTTP2(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(40 * time.Millisecond)
+		io.WriteString(w, "ok")
+	})
+	d, addr, pool, _ := serveTLS(t, h)
+	c := client(t, pool, true)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var served atomic.Int64
+	for i := range 2 { // two requests in flight at all times, overlapping
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 20 * time.Millisecond)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if p, _, err := fetch(c, "https://"+addr+"/"); err == nil && p == "HTTP/2.0" {
+					served.Add(1)
+				}
+			}
+		}()
+	}
+	for served.Load() < 4 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := d.Drain(ctx)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Errorf("Drain of a busy HTTP/2 connection: %v", err)
 	}
 }
