@@ -237,13 +237,15 @@ func (d *Drainer) Open() int {
 
 // Drain stops the server without losing a request:
 //
-//  1. it closes the listeners given to Serve, ServeTLS and Listener, so
+//  1. it turns keep-alives off, which closes idle connections and makes
+//     every HTTP/1 response in flight end its connection (first, since a
+//     wrapper such as netutil.LimitListener may wait for a connection to
+//     close before it calls Accept again);
+//  2. it closes the listeners given to Serve, ServeTLS and Listener, so
 //     that the server accepts no more connections (a socket handed to a
 //     successor stays open there, and the connections waiting in its
 //     queue go to the successor), and waits until the server has counted
 //     every connection they returned;
-//  2. it turns keep-alives off, which closes idle connections and makes
-//     every HTTP/1 response in flight end its connection;
 //  3. it waits until every HTTP/1 connection is closed, serving the
 //     requests of connections that were accepted but had not sent one
 //     yet; one still new that sends nothing for about 6 s is closed, as
@@ -272,14 +274,14 @@ func (d *Drainer) Open() int {
 // stream the server has read: a request that a client sent on a fresh
 // HTTP/2 connection in the same moment was not processed, and HTTP/2 lets
 // the client retry it (Go's http.Transport does; curl 7.88 reports error
-// 16 instead). An HTTP/2 connection that finishes its streams after step 2 also
+// 16 instead). An HTTP/2 connection that finishes its streams after step 1 also
 // ends itself with a GOAWAY. Connections a handler hijacks (WebSocket,
 // x/net's h2c.NewHandler) are not waited for: tell them through
 // srv.RegisterOnShutdown (for h2c.NewHandler, call
 // http2.ConfigureServer(srv, h2s) with the h2s given to it), and wait for
 // them yourself.
 //
-// An idle keep-alive connection that a client reuses just as step 2
+// An idle keep-alive connection that a client reuses just as step 1
 // closes it fails on the client's side; Go's http.Transport retries such
 // a request when it is idempotent (GET, HEAD, or with an idempotency key).
 // Drain may be called more than once; each call returns when the drain is
@@ -317,7 +319,7 @@ func (d *Drainer) Drain(ctx context.Context) error {
 		return errors.Join(append(errs, ctx.Err())...)
 	}
 
-	// Step 1: every connection accepted is counted.
+	// Step 2: every connection accepted is counted.
 	for {
 		d.mu.Lock()
 		n, changed := d.handoff, d.changedLocked()
@@ -332,7 +334,7 @@ func (d *Drainer) Drain(ctx context.Context) error {
 		}
 	}
 
-	// Steps 2 and 3.
+	// Step 3 (keep-alives off again: connections accepted meanwhile).
 	d.srv.SetKeepAlivesEnabled(false)
 	sweep := time.NewTimer(time.Hour)
 	sweep.Stop()
