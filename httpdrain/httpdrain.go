@@ -46,7 +46,9 @@ type Drainer struct {
 type connInfo struct {
 	state http.ConnState // as ConnState last reported it
 	since time.Time      // when it was reported
-	other bool           // survived a sweep in this state: not HTTP/1 (HTTP/2)
+	other bool           // survived a sweep in this state, or h2: not HTTP/1 (HTTP/2)
+	h2    bool           // agreed on HTTP/2 by ALPN (TLS)
+	seen  bool           // h2 was looked at, on the first state after StateNew
 }
 
 // newIdle is how long a connection may stay new, without a request, before
@@ -79,7 +81,11 @@ func New(srv *http.Server) *Drainer {
 			// server hijacked: x/net's h2c serves those and reports
 			// Active and Idle for them, never Closed.
 			if old, ok := d.conns[c]; ok {
-				d.conns[c] = connInfo{state: st, since: time.Now(), other: old.other || negotiatedH2(c)}
+				h2 := old.h2
+				if !old.seen { // the handshake is done by the first Active or Idle
+					h2 = negotiatedH2(c)
+				}
+				d.conns[c] = connInfo{state: st, since: time.Now(), other: h2, h2: h2, seen: true}
 			}
 		}
 		d.signalLocked()
