@@ -863,11 +863,11 @@ func faultWaitBlocked(t *testing.T) {
 	}
 }
 
-// faultLoopsLeft returns how many more multiListener accept loops than
-// before run after a Close returned. Close waits for every loop to call
-// its WaitGroup's Done, after which the goroutine may still show in a
-// stack dump for a moment while it returns: so count again until the
-// number drops, for at most a second.
+// faultLoopsLeft returns how many more multiListener watchers than before
+// run after a Close returned. Close waits for every watcher to call its
+// WaitGroup's Done, after which the goroutine may still show in a stack
+// dump for a moment while it returns: so count again until the number
+// drops, for at most a second.
 func faultLoopsLeft(before int) int {
 	deadline := time.Now().Add(time.Second)
 	for {
@@ -879,8 +879,8 @@ func faultLoopsLeft(before int) int {
 	}
 }
 
-// faultAcceptLoops counts the goroutines running a multiListener's accept
-// loop. (No test runs in parallel with a test that is not parallel, so
+// faultAcceptLoops counts the goroutines running a multiListener's watcher
+// (watch). (No test runs in parallel with a test that is not parallel, so
 // all of them belong to the test that counts.)
 func faultAcceptLoops() int {
 	buf := make([]byte, 1<<20)
@@ -963,7 +963,7 @@ func TestFaultListenerClose(t *testing.T) {
 					t.Errorf("first Close: %v", err)
 				}
 				if n := faultLoopsLeft(loops); n > 0 {
-					t.Errorf("Close returned while %d accept loops still run", n)
+					t.Errorf("Close returned while %d watchers still run", n)
 				}
 				faultClosed(t, "second Close", ln.Close())
 				for i := range 3 {
@@ -1087,7 +1087,7 @@ func faultCloseConcurrently(t *testing.T, newListener func(*testing.T) (net.List
 	}
 	close(stopDial)
 	if n := faultLoopsLeft(loops); n > 0 {
-		t.Errorf("round %d: every Close returned while %d accept loops still run", round, n)
+		t.Errorf("round %d: every Close returned while %d watchers still run", round, n)
 	}
 	if dial != nil && accepted.Load() < 3 {
 		t.Errorf("round %d: only %d connections accepted before Close", round, accepted.Load())

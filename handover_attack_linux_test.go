@@ -2,13 +2,11 @@ package anylisten
 
 import (
 	"context"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -148,31 +146,17 @@ func TestAttackCloseDuringUpgrade(t *testing.T) {
 	u.Path, u.Args = os.Args[0], []string{}
 	u.Env = append(os.Environ(), childEnv("unix:"+path, "", 1)...)
 	u.Env = append(u.Env, "ANYLISTEN_TEST_READY=1", "ANYLISTEN_TEST_READY_AFTER=300ms")
-	said := new(testenv.Buffer)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { io.Copy(said, r); r.Close() }()
-	closed := make(chan struct{})
-	go func() { // once the successor has taken the socket, before it is ready
-		defer close(closed)
+	pid, said, err := upgradeWith(t, &u, func(said *testenv.Buffer) {
+		// Once the successor has taken the socket, before it is ready.
 		deadline := time.Now().Add(10 * time.Second)
 		for !strings.Contains(said.String(), "LISTENER ") && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 		ln.Close()
-	}()
-	saved := os.Stderr
-	os.Stderr = w
-	pid, err := u.Upgrade(context.Background())
-	os.Stderr = saved
-	w.Close()
-	<-closed
+	})
 	if err != nil {
 		t.Fatalf("Upgrade: %v; successor said:\n%s", err, said)
 	}
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatalf("the old process's Close during the Upgrade removed the successor's socket file: %v", err)
 	}

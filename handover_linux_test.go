@@ -32,6 +32,15 @@ func upgradeT(t *testing.T, u *Upgrader, addrs string, conns int, env ...string)
 	u.Args = []string{}
 	u.Env = append(os.Environ(), childEnv(addrs, "", conns)...)
 	u.Env = append(u.Env, env...)
+	return upgradeWith(t, u, nil)
+}
+
+// upgradeWith runs u.Upgrade with the successor's stderr captured, and,
+// if during is not nil, runs it meanwhile (it returns before Upgrade's
+// result is returned), given what the successor says. The successor is
+// killed at cleanup if it still runs.
+func upgradeWith(t *testing.T, u *Upgrader, during func(said *testenv.Buffer)) (int, *testenv.Buffer, error) {
+	t.Helper()
 	stderr := new(testenv.Buffer)
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -41,11 +50,19 @@ func upgradeT(t *testing.T, u *Upgrader, addrs string, conns int, env ...string)
 		io.Copy(stderr, r)
 		r.Close()
 	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if during != nil {
+			during(stderr)
+		}
+	}()
 	saved := os.Stderr
 	os.Stderr = w
 	pid, err := u.Upgrade(context.Background())
 	os.Stderr = saved
 	w.Close()
+	<-done
 	if pid > 0 {
 		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	}

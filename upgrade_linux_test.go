@@ -32,35 +32,14 @@ func TestUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unixLn.Close()
-	stderr := new(testenv.Buffer)
 	u.Path = os.Args[0]
 	u.Args = []string{}
 	u.Env = append(os.Environ(), childEnv(tcp.Addr().String()+",unix:"+path, "", 2)...)
 	u.Env = append(u.Env, "ANYLISTEN_TEST_READY=1")
-	// The child's stderr is this process's; keep what it says.
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	saved := os.Stderr
-	os.Stderr = w
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := r.Read(b)
-			stderr.Write(b[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	pid, err := u.Upgrade(context.Background())
-	os.Stderr = saved
-	w.Close()
+	pid, stderr, err := upgradeWith(t, &u, nil) // the child's stderr is this process's
 	if err != nil {
 		t.Fatalf("Upgrade: %v; child said:\n%s", err, stderr)
 	}
-	defer r.Close()
 	if pid <= 0 || pid == os.Getpid() {
 		t.Errorf("Upgrade returned pid %d", pid)
 	}
