@@ -1,6 +1,8 @@
 package anylisten
 
 import (
+	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -446,5 +448,30 @@ func TestSystemdUnclaimedCloseOnExec(t *testing.T) {
 	}
 	if !strings.Contains(c.stderr.String(), "CLOEXEC 4=true") {
 		t.Errorf("the unclaimed fd 4 is not close-on-exec; stderr:\n%s", c.stderr)
+	}
+}
+
+// Errors read once, name the option as config key and flag, and point at
+// the right fd; the zero Address gives a *net.OpError as Listen promises.
+func TestListenErrorWording(t *testing.T) {
+	if os.Getenv("LISTEN_FDS") != "" {
+		t.Skip("this test process was passed sockets")
+	}
+	_, err := Listen(context.Background(), MustParseAddress("fd://7"), nil)
+	want := "listen systemd fd://7: LISTEN_FDS is not set: no sockets were passed to this process " +
+		"(start it from a systemd .socket unit or with systemd-socket-activate); " +
+		"the sd_accept_ignore_environment option (--sd-accept-ignore-environment) takes fd 7 regardless"
+	if err == nil || err.Error() != want {
+		t.Errorf("Listen(fd://7):\n got %v\nwant %s", err, want)
+	}
+	var zero Address
+	_, err = Listen(context.Background(), zero, nil)
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "listen" {
+		t.Errorf("Listen of the zero Address: %#v, want a *net.OpError", err)
+	}
+	_, err = Dial(context.Background(), zero)
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		t.Errorf("Dial of the zero Address: %#v, want a *net.OpError", err)
 	}
 }
