@@ -32,10 +32,13 @@ import (
 type Drainer struct {
 	srv *http.Server
 
-	mu       sync.Mutex
-	conns    map[net.Conn]connInfo // not yet closed or hijacked
-	lns      map[*listener]struct{}
-	handoff  int  // connections Accept returned before Serve came back to Accept
+	mu    sync.Mutex
+	conns map[net.Conn]connInfo // not yet closed or hijacked
+	lns   map[*listener]struct{}
+	// handoff counts the Accept calls in progress and the connections
+	// Accept returned before the server came back to Accept: connections
+	// the server may not have counted yet.
+	handoff  int
 	draining bool // Drain has begun
 	changed  chan struct{}
 	released chan struct{} // closed when Drain is done: Accept returns
@@ -146,17 +149,23 @@ func (l *listener) Accept() (net.Conn, error) {
 	if l.out {
 		l.out = false
 		d.handoff--
-		d.signalLocked()
 	}
+	// A call in progress counts too: ln may have taken a connection from
+	// the kernel just as Drain closes it, and Drain must not shut the
+	// server down before the server has seen it (net/http closes a
+	// connection that reads its request after Shutdown began, unanswered).
+	d.handoff++
+	d.signalLocked()
 	d.mu.Unlock()
 	c, err := l.Listener.Accept()
 	d.mu.Lock()
 	if err == nil {
 		l.out = true
-		d.handoff++
 		d.mu.Unlock()
 		return c, nil
 	}
+	d.handoff--
+	d.signalLocked()
 	draining := d.draining
 	d.mu.Unlock()
 	if draining {
@@ -250,8 +259,9 @@ func (d *Drainer) Open() int {
 //  2. it closes the listeners given to Serve, ServeTLS and Listener, so
 //     that the server accepts no more connections (a socket handed to a
 //     successor stays open there, and the connections waiting in its
-//     queue go to the successor), and waits until the server has counted
-//     every connection they returned;
+//     queue go to the successor), and waits until every Accept call in
+//     progress has returned (a listener's Accept returns once it is
+//     closed) and the server has counted every connection they returned;
 //  3. it waits until every HTTP/1 connection is closed, serving the
 //     requests of connections that were accepted but had not sent one
 //     yet; one still new that sends nothing for about 6 s is closed, as

@@ -589,3 +589,65 @@ func TestDrainBusyHTTP2(t *testing.T) {
 		t.Errorf("Drain of a busy HTTP/2 connection: %v", err)
 	}
 }
+
+// slowAccept is a listener whose Accept, once its listener gave it a
+// connection, waits until release is closed before it returns it: the
+// moment between the kernel's accept and the server's counting the
+// connection, made long.
+type slowAccept struct {
+	net.Listener
+	got     chan struct{} // a connection was accepted
+	release chan struct{}
+}
+
+func (l *slowAccept) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.got <- struct{}{}
+		<-l.release
+	}
+	return c, err
+}
+
+// TestDrainAcceptInFlight: a connection whose Accept is still returning
+// when Drain closes the listener is served, not closed by a Shutdown that
+// began meanwhile (net/http closes a connection that reads its request
+// after Shutdown began, with no response). Drain must wait for Accept
+// calls in flight before it counts the connections.
+func TestDrainAcceptInFlight(t *testing.T) {
+	inner := listenTCP(t)
+	ln := &slowAccept{Listener: inner, got: make(chan struct{}, 1), release: make(chan struct{})}
+	shutdownBegan := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "done "+r.URL.Path)
+	})}
+	srv.RegisterOnShutdown(func() { close(shutdownBegan) })
+	d := httpdrain.New(srv)
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ln) }()
+
+	conn, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	<-ln.got // accepted from the kernel; the server has not seen it
+	drained := drain(d)
+	// Let Accept return once Shutdown has begun (a broken Drain gets
+	// there), or after a while (a correct one waits for Accept).
+	select {
+	case <-shutdownBegan:
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(ln.release)
+	body, err := get(conn, "/late")
+	if err != nil || body != "done /late" {
+		t.Errorf("request on the connection accepted as Drain began: %q, %v", body, err)
+	}
+	if err := result(t, "Drain", drained); err != nil {
+		t.Errorf("Drain: %v", err)
+	}
+	if err := result(t, "Serve", served); !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v, want http.ErrServerClosed", err)
+	}
+}
