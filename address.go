@@ -19,6 +19,7 @@ const (
 	KindInetd                    // one connection on stdin/stdout: inetd
 	KindSystemd                  // sockets passed by a service manager: sd-listen, sd-listen:NAME, sd-listen:*, fd://N
 	KindVsock                    // AF_VSOCK: vsock:CID:PORT
+	KindUDP                      // UDP host and port, for ListenPacket only: udp://127.0.0.1:53
 )
 
 var kindNames = [...]string{
@@ -28,10 +29,11 @@ var kindNames = [...]string{
 	KindInetd:    "inetd",
 	KindSystemd:  "systemd",
 	KindVsock:    "vsock",
+	KindUDP:      "udp",
 }
 
 // String returns the lower-case name of k: tcp, unix, abstract, inetd,
-// systemd or vsock.
+// systemd, vsock or udp.
 func (k Kind) String() string {
 	if k > 0 && int(k) < len(kindNames) {
 		return kindNames[k]
@@ -75,7 +77,19 @@ type Address struct {
 	cid uint32
 	// fd says that a systemd Address names an fd number (num), not a name.
 	fd bool
+	// typ is the socket type a UNIX path or abstract name asks for by its
+	// scheme (unixgram:, unixpacket:); 0 leaves it to the call: a stream
+	// socket for Listen, a datagram socket for ListenPacket.
+	typ sockType
 }
+
+// sockType is the socket type a UNIX address names explicitly.
+type sockType uint8
+
+const (
+	typDgram     sockType = iota + 1 // unixgram:
+	typSeqpacket                     // unixpacket:
+)
 
 // ParseError is the error ParseAddress returns for a string that names no
 // address. Its message quotes the input and says what would be accepted.
@@ -89,8 +103,8 @@ func (e *ParseError) Error() string {
 }
 
 // forms lists the accepted address forms for error messages.
-const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, /path, ./path, unix:PATH, @name, " +
-	"inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N or vsock:CID:PORT"
+const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, udp://HOST:PORT, /path, ./path, unix:PATH, @name, " +
+	"unixpacket:PATH, unixgram:PATH, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N or vsock:CID:PORT"
 
 // ParseAddress parses s as a listen address. It never touches the network
 // or the file system: host names are resolved and paths are checked by
@@ -101,16 +115,25 @@ const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, /path, ./path, unix
 //	localhost:8080                              TCP, host name resolved by Listen
 //	8080                                        TCP bare port, same as :8080
 //	tcp://127.0.0.1:8080                        TCP, explicit
+//	udp://127.0.0.1:53, udp://:53               UDP, explicit: for ListenPacket only
 //	/run/app.sock, ./app.sock, ../app.sock      UNIX socket path
 //	unix:/run/app.sock, unix:///run/app.sock    UNIX socket path
 //	unix:app.sock                               UNIX socket path relative to the working directory
 //	@name, unix:@name, unix-abstract:name       Linux abstract UNIX socket
+//	unixpacket:/run/app.sock, unixpacket:@name  UNIX SOCK_SEQPACKET socket, path or abstract: for Listen only
+//	unixgram:/run/app.sock, unixgram:@name      UNIX datagram socket, path or abstract: for ListenPacket only
 //	inetd, stdio, -                             one connection on stdin/stdout
 //	sd-listen, sd-listen-unix                   the one socket passed by systemd (fd 3)
 //	sd-listen:NAME, fd://NAME                   the socket systemd passed under FileDescriptorName=NAME
 //	sd-listen:*, fd://, fd://*                  every socket systemd passed, merged
 //	fd://3, accept-from-fd:3                    the inherited socket with that fd number
 //	vsock:CID:PORT, vsock://CID:PORT            AF_VSOCK; CID is a number, host, local, any or empty
+//
+// The forms without a scheme name no socket type: HOST:PORT is TCP for
+// Listen and UDP for ListenPacket, and a path or @name a stream socket for
+// Listen and a datagram socket for ListenPacket, so that one address can
+// serve both (a DNS server on :53). udp://, unixgram: and unixpacket: fix
+// the type, and the other call refuses them.
 //
 // Any other string is an error of type *ParseError that quotes s and says
 // which forms are accepted. A relative UNIX path must start with ./ or ../
@@ -182,8 +205,25 @@ func parse(s string) (Address, string) {
 	switch {
 	case slashes && equalFold(head, "tcp"):
 		return parseTCP(rest[2:], true)
+	case slashes && equalFold(head, "udp"):
+		a, reason := parseTCP(rest[2:], true)
+		if reason == "" {
+			a.kind = KindUDP
+		}
+		return a, reason
 	case equalFold(head, "unix"):
-		return parseUnixScheme(rest)
+		return parseUnixScheme("unix", rest)
+	case equalFold(head, "unixpacket"), equalFold(head, "unixgram"):
+		scheme := strings.ToLower(head)
+		a, reason := parseUnixScheme(scheme, rest)
+		switch {
+		case reason != "":
+		case scheme == "unixgram":
+			a.typ = typDgram
+		default:
+			a.typ = typSeqpacket
+		}
+		return a, reason
 	case equalFold(head, "unix-abstract"):
 		return parseAbstract(rest)
 	case isSDListen(head):
@@ -202,8 +242,9 @@ func parse(s string) (Address, string) {
 		return parseVsock(strings.TrimPrefix(rest, "//"))
 	case slashes:
 		return Address{}, "unknown scheme " + strconv.Quote(s[:colon+3]) + "; " + forms
-	case equalFold(head, "tcp"):
-		return Address{}, "write tcp://" + rest + " (with //) for a TCP address"
+	case equalFold(head, "tcp"), equalFold(head, "udp"):
+		scheme := strings.ToLower(head)
+		return Address{}, "write " + scheme + "://" + rest + " (with //) for a " + strings.ToUpper(scheme) + " address"
 	case equalFold(head, "fd") && isDigits(rest):
 		return Address{}, "write fd://" + rest + " for inherited fd " + rest + ", or tcp://" + s + " for a host named fd"
 	case strings.HasPrefix(rest, "/"):
@@ -446,7 +487,9 @@ func isIPv4(s string) bool {
 	return parts == 4
 }
 
-func parseUnixScheme(rest string) (Address, string) {
+// parseUnixScheme parses what follows scheme: (unix, unixpacket or
+// unixgram).
+func parseUnixScheme(scheme, rest string) (Address, string) {
 	if strings.HasPrefix(rest, "@") {
 		return parseAbstract(rest[1:])
 	}
@@ -455,13 +498,13 @@ func parseUnixScheme(rest string) (Address, string) {
 			return parseAbstract(after[1:])
 		}
 		if !strings.HasPrefix(after, "/") {
-			return Address{}, "unix:// must be followed by an absolute path, like unix:///run/app.sock; " +
-				"for a relative path write unix:" + after
+			return Address{}, scheme + ":// must be followed by an absolute path, like " + scheme + ":///run/app.sock; " +
+				"for a relative path write " + scheme + ":" + after
 		}
 		rest = after
 	}
 	if rest == "" {
-		return Address{}, "missing path after unix:; want unix:/run/app.sock or unix:app.sock"
+		return Address{}, "missing path after " + scheme + ":; want " + scheme + ":/run/app.sock, " + scheme + ":app.sock or " + scheme + ":@name"
 	}
 	return parseUnixPath(rest)
 }
@@ -585,15 +628,26 @@ func (a Address) Kind() Kind { return a.kind }
 
 // Network returns the name of a's network as package net (and, for vsock,
 // github.com/mdlayher/vsock) names it, for handing a to another library
-// together with HostPort or Path: "tcp" for a TCP address, "unix" for a
-// UNIX path or an abstract name, "vsock" for vsock, and "" for inetd,
+// together with HostPort or Path: "tcp" for a TCP address (which
+// ListenPacket serves as "udp"), "udp" for udp://, "unix" for a UNIX path
+// or an abstract name (which ListenPacket serves as "unixgram"),
+// "unixpacket" and "unixgram" for those schemes, "vsock" for vsock, and
+// "" for inetd,
 // sd-listen and fd://N, whose network is known only once Listen has looked
 // at the inherited socket (the listener's Addr().Network() says it then).
 func (a Address) Network() string {
 	switch a.kind {
 	case KindTCP:
 		return "tcp"
+	case KindUDP:
+		return "udp"
 	case KindUnix, KindAbstract:
+		switch a.typ {
+		case typDgram:
+			return "unixgram"
+		case typSeqpacket:
+			return "unixpacket"
+		}
 		return "unix"
 	case KindVsock:
 		return "vsock"
@@ -601,11 +655,12 @@ func (a Address) Network() string {
 	return ""
 }
 
-// HostPort returns a TCP address as net.Dial and net.Listen take it,
-// HOST:PORT (an IPv6 host in brackets, an empty host for every interface,
-// the port a number or a service name as given), and "" for other kinds.
+// HostPort returns a TCP or UDP address as net.Dial and net.Listen take
+// it, HOST:PORT (an IPv6 host in brackets, an empty host for every
+// interface, the port a number or a service name as given), and "" for
+// other kinds.
 func (a Address) HostPort() string {
-	if a.kind != KindTCP {
+	if a.kind != KindTCP && a.kind != KindUDP {
 		return ""
 	}
 	return a.hostPort()
@@ -626,10 +681,11 @@ func (a Address) Path() string {
 
 // String returns the canonical form of a, which ParseAddress turns back
 // into a: TCP addresses as HOST:PORT (with tcp:// only where the bare form
-// would read as another kind), UNIX paths as given (unix:PATH for a
-// relative path that does not start with ./ or ../), @name, inetd,
-// sd-listen, sd-listen:NAME, sd-listen:*, fd://N, vsock:any:PORT or
-// vsock:CID:PORT. The zero Address gives "".
+// would read as another kind), udp://HOST:PORT, UNIX paths as given
+// (unix:PATH for a relative path that does not start with ./ or ../),
+// @name, unixpacket:PATH, unixpacket:@name, unixgram:PATH,
+// unixgram:@name, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://N,
+// vsock:any:PORT or vsock:CID:PORT. The zero Address gives "".
 func (a Address) String() string {
 	switch a.kind {
 	case KindTCP:
@@ -638,12 +694,20 @@ func (a Address) String() string {
 			return "tcp://" + bare
 		}
 		return bare
+	case KindUDP:
+		return "udp://" + a.hostPort()
 	case KindUnix:
+		if a.typ != 0 {
+			return a.Network() + ":" + a.str
+		}
 		if strings.HasPrefix(a.str, "/") || strings.HasPrefix(a.str, "./") || strings.HasPrefix(a.str, "../") {
 			return a.str
 		}
 		return "unix:" + a.str
 	case KindAbstract:
+		if a.typ != 0 {
+			return a.Network() + ":@" + a.str
+		}
 		return "@" + a.str
 	case KindInetd:
 		return "inetd"
@@ -699,4 +763,17 @@ const AddressHelp = `Socket address to listen on; one of:
   * sd-listen: the socket passed by systemd (socket activation); sd-listen:NAME
     for the one named NAME (FileDescriptorName=), sd-listen:* for all of them;
     fd://, fd://NAME and fd://N (by fd number) also work
+  * unixpacket:PATH, unixpacket:@name: a UNIX SOCK_SEQPACKET socket (messages)
   * vsock:CID:PORT: AF_VSOCK; CID is a number, host, local, any or empty`
+
+// PacketAddressHelp is AddressHelp for a program that serves datagrams
+// (ListenPacket).
+const PacketAddressHelp = `Socket address to receive datagrams on; one of:
+  * UDP host and port: 127.0.0.1:53, [::]:53, localhost:53, :53 (every
+    interface) or a bare port 53; udp://HOST:PORT also works
+  * UNIX datagram socket path: /run/app.sock, ./app.sock, ../app.sock,
+    unix:PATH or unixgram:PATH
+  * Linux abstract UNIX datagram socket: @name or unixgram:@name
+  * sd-listen: the datagram socket passed by systemd (ListenDatagram=);
+    sd-listen:NAME for the one named NAME (FileDescriptorName=), fd://N by
+    fd number`

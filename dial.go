@@ -8,21 +8,21 @@ import (
 
 // Dial connects to the server listening on addr, given as the same string
 // the server was given: a TCP address (an empty host means this machine),
-// a UNIX socket path, an abstract name or a vsock address. inetd and
+// a UNIX socket path, an abstract name or a vsock address; unixpacket:
+// dials a seqpacket socket, and udp:// and unixgram: a datagram socket
+// (connected: Write sends to addr, Read receives only from it; a unixgram
+// socket is unbound, so it sends but gets no answers). A plain TCP form
+// or path dials a stream socket, as the server's Listen made it. inetd and
 // systemd addresses name no place to connect to and give an error.
 //
-// It returns *net.TCPConn, *net.UnixConn or *vsock.Conn. ctx bounds the
+// It returns *net.TCPConn, *net.UDPConn, *net.UnixConn or *vsock.Conn. ctx bounds the
 // connection attempt (for vsock only its cancellation before the attempt
 // is seen); once connected, cancelling ctx does not affect the connection.
 func Dial(ctx context.Context, addr Address) (net.Conn, error) {
 	var d net.Dialer
 	switch addr.kind {
-	case KindTCP:
-		return d.DialContext(ctx, "tcp", addr.hostPort())
-	case KindUnix:
-		return d.DialContext(ctx, "unix", addr.str)
-	case KindAbstract:
-		return d.DialContext(ctx, "unix", "@"+addr.str)
+	case KindTCP, KindUDP, KindUnix, KindAbstract:
+		return d.DialContext(ctx, addr.Network(), addr.dialAddress())
 	case KindVsock:
 		if err := ctx.Err(); err != nil {
 			return nil, opError("dial", addr, err)
@@ -50,4 +50,13 @@ func Dial(ctx context.Context, addr Address) (net.Conn, error) {
 // where to connect, whatever the URL.
 func (a Address) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return Dial(ctx, a)
+}
+
+// dialAddress is a TCP or UDP address's HOST:PORT, or a UNIX address's
+// path or @name.
+func (a Address) dialAddress() string {
+	if a.kind == KindTCP || a.kind == KindUDP {
+		return a.hostPort()
+	}
+	return a.Path()
 }

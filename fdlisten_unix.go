@@ -95,7 +95,7 @@ func (i fdInfo) String() string {
 	case unix.SOCK_DGRAM:
 		state, proto = "datagram", "UDP"
 	case unix.SOCK_SEQPACKET:
-		state, proto = "seqpacket", "SCTP"
+		state, proto = state+" seqpacket", "SCTP"
 	default:
 		state, proto = "type "+strconv.Itoa(i.typ), "IP"
 	}
@@ -121,11 +121,18 @@ func describeSockaddr(sa unix.Sockaddr, proto string) (family, on string) {
 	return "non-IP, non-UNIX", ""
 }
 
-// checkStream says why i cannot be served as a stream socket, or nil if
-// it can: a listening socket, or a connected one.
+// checkStream says why i cannot be served by Listen, or nil if it can: a
+// listening stream socket, or a connected one, or a UNIX seqpacket socket
+// of either kind.
 func (i fdInfo) checkStream() error {
-	if i.typ != unix.SOCK_STREAM {
-		return fmt.Errorf("%v: only stream sockets are served (datagram and seqpacket sockets are not); the fd is left open", i)
+	_, isUnix := i.local.(*unix.SockaddrUnix)
+	switch {
+	case i.typ == unix.SOCK_DGRAM:
+		return fmt.Errorf("%v: Listen serves stream and seqpacket sockets; serve a datagram socket with ListenPacket; the fd is left open", i)
+	case i.typ == unix.SOCK_SEQPACKET && !isUnix:
+		return fmt.Errorf("%v: only UNIX seqpacket sockets are served; the fd is left open", i)
+	case i.typ != unix.SOCK_STREAM && i.typ != unix.SOCK_SEQPACKET:
+		return fmt.Errorf("%v: only stream, seqpacket and datagram sockets are served; the fd is left open", i)
 	}
 	if !i.listening {
 		if _, err := unix.Getpeername(i.fd); err == unix.ENOTCONN {
@@ -137,6 +144,19 @@ func (i fdInfo) checkStream() error {
 		}
 	}
 	return nil
+}
+
+// checkPacket says why i cannot be served by ListenPacket, or nil if it
+// can: a UDP or UNIX datagram socket.
+func (i fdInfo) checkPacket() error {
+	if i.typ != unix.SOCK_DGRAM {
+		return fmt.Errorf("%v: ListenPacket serves datagram sockets; serve a stream or seqpacket socket with Listen; the fd is left open", i)
+	}
+	switch i.local.(type) {
+	case *unix.SockaddrInet4, *unix.SockaddrInet6, *unix.SockaddrUnix:
+		return nil
+	}
+	return fmt.Errorf("%v: only UDP and UNIX datagram sockets are served; the fd is left open", i)
 }
 
 // fdListener makes a listener of the inherited socket i from a duplicate
@@ -172,6 +192,18 @@ func fdListener(i fdInfo, o *Options) (net.Listener, error) {
 		return &UnixListener{UnixListener: l, opts: bufferOpts(o)}, nil
 	}
 	return ln, nil
+}
+
+// fdPacketConn makes a net.PacketConn of the inherited datagram socket i
+// from a duplicate of its fd, leaving i.fd itself open: a *net.UDPConn or
+// a *net.UnixConn, with the buffer options applied to the socket. i must
+// have passed checkPacket.
+func fdPacketConn(i fdInfo, o *Options) (net.PacketConn, error) {
+	fd, err := dupCloexec(i.fd)
+	if err != nil {
+		return nil, err
+	}
+	return filePacketConn(fd, "fd "+strconv.Itoa(i.fd), o)
 }
 
 // inheritedTCP applies the options that concern accepted connections to a

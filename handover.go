@@ -19,7 +19,10 @@ import (
 //     successor's Listen of the same address takes it; the k-th listener on
 //     the same address (k > 1; two on "127.0.0.1:0", say) gets the suffix
 //     "#k", so that the successor's k-th Listen of it takes that one.
-//     Listeners the process closed are not handed over.
+//     Datagram sockets (ListenPacket) are named and counted the same way,
+//     apart from the stream sockets: the successor's Listen takes only
+//     stream and seqpacket sockets, and its ListenPacket only datagram
+//     sockets. Listeners the process closed are not handed over.
 //   - The fd after the sockets (ANYLISTEN_READY_FD) is one end of a UNIX
 //     stream socket pair. The successor writes "ready\n" on it in Ready;
 //     the predecessor answers "go\n" if it still waits, and otherwise
@@ -81,11 +84,31 @@ const (
 	goMessage    = "go\n"
 )
 
-// handedListener is a listener an Upgrader hands over, and the address it
-// was opened for.
+// handedListener is a listener (ln) or a datagram socket (pc) that an
+// Upgrader hands over, and the address it was opened for.
 type handedListener struct {
 	addr Address
 	ln   net.Listener
+	pc   net.PacketConn
+}
+
+// sock returns the listener or the datagram socket.
+func (h handedListener) sock() any {
+	if h.pc != nil {
+		return h.pc
+	}
+	return h.ln
+}
+
+// key tells apart the listeners whose sockets get the same name: those of
+// one address, and among them the stream sockets of Listen from the
+// datagram sockets of ListenPacket (a server on :53 may have both, each
+// taken by its own call in the successor, which tells them by type).
+func (h handedListener) key() string {
+	if h.pc != nil {
+		return "packet " + h.addr.String()
+	}
+	return h.addr.String()
 }
 
 // handoverName is the LISTEN_FDNAMES entry for the sockets of the k-th

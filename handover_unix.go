@@ -39,7 +39,7 @@ var predecessor struct {
 }
 
 type ownedFile struct {
-	ln   net.Listener
+	sock any // a *UnixListener or *UnixgramConn
 	path string
 	id   fileID
 }
@@ -119,55 +119,96 @@ func formatUnlinkFD(fd int, id fileID) string {
 	return strconv.Itoa(fd) + ":" + strconv.FormatUint(id.dev, 10) + ":" + strconv.FormatUint(id.ino, 10)
 }
 
-// takeHandedOver takes the sockets a predecessor handed over for a, if
-// there are any: those named handoverName(a, k) for the lowest k whose
-// sockets are all still there to take.
+// takeHandedOver takes the sockets a predecessor handed over for a to
+// its Listen, if there are any (handedOverLocked).
 func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 	readyState()
 	if e.names == nil {
 		return nil, nil
 	}
-	ln, id, owned, err := claimHandedOver(e, a, o)
-	if ln != nil && owned && a.kind == KindUnix {
-		// The predecessor removes its socket file when it stops for good;
-		// its successor does once the predecessor said go, and not
-		// before: a successor that fails must not take the file from
-		// under the predecessor, which serves on.
-		predecessor.mu.Lock()
-		if predecessor.went {
-			ownSocketFile(ln, a.str, id)
-		} else {
-			predecessor.toOwn = append(predecessor.toOwn, ownedFile{ln, a.str, id})
-		}
-		predecessor.mu.Unlock()
+	inherited.mu.Lock()
+	pick := handedOverLocked(e, a, false)
+	var ln net.Listener
+	var err error
+	if pick != nil {
+		ln, err = claimLocked(pick, a, o)
+	}
+	inherited.mu.Unlock()
+	if ln != nil {
+		passFile(pick, a, ln)
 	}
 	return ln, err
 }
 
-// claimHandedOver claims the sockets for takeHandedOver, and says whether
-// the predecessor owned their socket file (one socket, owned), and which.
-func claimHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, fileID, bool, error) {
-	fds, _ := e.fds(false)
+// takeHandedOverPacket takes the datagram socket a predecessor handed
+// over for a to its ListenPacket, if there is one.
+func takeHandedOverPacket(e *sdEnv, a Address, o *Options) (net.PacketConn, error) {
+	readyState()
+	if e.names == nil {
+		return nil, nil
+	}
 	inherited.mu.Lock()
-	defer inherited.mu.Unlock()
+	pick := handedOverLocked(e, a, true)
+	var pc net.PacketConn
+	var err error
+	if len(pick) > 0 {
+		if pc, err = claimPacketLocked(pick[0], a, o); err == nil {
+			pc = packetConnAt(pc, a)
+		}
+	}
+	inherited.mu.Unlock()
+	if pc != nil {
+		passFile(pick, a, pc)
+	}
+	return pc, err
+}
+
+// passFile makes the socket file of a UNIX path that the predecessor
+// owned the file of s, the one socket in pick taken over for a. The
+// predecessor removes its socket file when it stops for good; its
+// successor does once the predecessor said go, and not before: a
+// successor that fails must not take the file from under the
+// predecessor, which serves on.
+func passFile(pick []sdFD, a Address, s any) {
+	id, owned := predecessor.unlink[pick[0].fd]
+	if !owned || len(pick) != 1 || a.kind != KindUnix {
+		return
+	}
+	predecessor.mu.Lock()
+	defer predecessor.mu.Unlock()
+	if predecessor.went {
+		ownSocketFile(s, a.str, id)
+	} else {
+		predecessor.toOwn = append(predecessor.toOwn, ownedFile{s, a.str, id})
+	}
+}
+
+// handedOverLocked returns the sockets a predecessor handed over for a
+// that Listen (packet false: stream and seqpacket sockets) or ListenPacket
+// (packet true: datagram sockets) takes: those named handoverName(a, k)
+// and of that type, for the lowest k whose sockets are all still there to
+// take; nil if there are none. inherited.mu is held.
+func handedOverLocked(e *sdEnv, a Address, packet bool) []sdFD {
+	fds, _ := e.fds(false)
 	for k := 1; ; k++ {
 		name := handoverName(a, k)
 		var pick []sdFD
-		taken := false
+		named, taken := false, false
 		for _, f := range fds {
-			if f.name == name {
+			if f.name != name {
+				continue
+			}
+			named = true
+			if servesAs(f.fd, packet) {
 				pick = append(pick, f)
-				_, t := inherited.claimed[f.fd]
-				taken = taken || t
+				taken = taken || isClaimed(f.fd)
 			}
 		}
-		if len(pick) == 0 {
-			return nil, fileID{}, false, nil
-		}
-		if !taken {
-			id, owned := predecessor.unlink[pick[0].fd]
-			ln, err := claimLocked(pick, a, o)
-			return ln, id, owned && len(pick) == 1, err
+		switch {
+		case !named:
+			return nil
+		case len(pick) > 0 && !taken:
+			return pick
 		}
 	}
 }
@@ -211,7 +252,7 @@ func readyToPredecessor() error {
 	defer predecessor.mu.Unlock()
 	predecessor.went = true
 	for _, o := range predecessor.toOwn {
-		ownSocketFile(o.ln, o.path, o.id)
+		ownSocketFile(o.sock, o.path, o.id)
 	}
 	predecessor.toOwn = nil
 	closeUntaken()
@@ -248,15 +289,16 @@ func closeUntaken() {
 	}
 }
 
-// ownSocketFile makes Close of the UNIX listener ln remove the socket file
-// at path, as if ln had bound it, provided it is the file id.
-func ownSocketFile(ln net.Listener, path string, id fileID) {
-	ul, ok := ln.(*UnixListener)
+// ownSocketFile makes Close of the UNIX socket s (a listener or a datagram
+// socket) remove the socket file at path, as if s had bound it, provided
+// it is the file id.
+func ownSocketFile(s any, path string, id fileID) {
+	fo, ok := s.(fileOwner)
 	if !ok {
 		return
 	}
 	if f, err := sockfile.AdoptSame(path, id.dev, id.ino); err == nil {
-		ul.takeFile(f)
+		fo.socketFile().takeFile(f)
 	}
 }
 
@@ -268,9 +310,9 @@ type handover struct {
 	names  []string
 	unlink []string // ANYLISTEN_UNLINK_FDS entries: the files the successor is to own
 	ready  *os.File // the predecessor's end of the ready socket
-	// marked are the UNIX listeners whose Close leaves the socket file
-	// until end says whether the successor took over.
-	marked []*UnixListener
+	// marked are the socket files of the UNIX sockets whose Close leaves
+	// the file until end says whether the successor took over.
+	marked []*socketFile
 }
 
 // newHandover duplicates the sockets of every listener in handed that is
@@ -285,7 +327,7 @@ func newHandover(handed []handedListener) (*handover, []int, error) {
 	var closed []int
 	seen := map[string]int{}
 	for i, hl := range handed {
-		socks, err := h.sockets(hl.ln)
+		socks, err := h.sockets(hl.sock())
 		if errors.Is(err, net.ErrClosed) && len(socks) == 0 {
 			closed = append(closed, i)
 			continue
@@ -297,9 +339,9 @@ func newHandover(handed []handedListener) (*handover, []int, error) {
 			h.files = append(h.files, sk.f)
 		}
 		if err != nil {
-			return fail(fmt.Errorf("anylisten: cannot hand over %s: %w", hl.ln.Addr(), err))
+			return fail(fmt.Errorf("anylisten: cannot hand over %s: %w", hl.addr, err))
 		}
-		key := hl.addr.String()
+		key := hl.key()
 		seen[key]++
 		name := handoverName(hl.addr, seen[key])
 		for range socks {
@@ -366,8 +408,8 @@ func (h *handover) close() {
 // end tells the marked listeners whether the successor took their sockets
 // over, and so their socket files.
 func (h *handover) end(handed bool) {
-	for _, ul := range h.marked {
-		ul.endHandover(handed)
+	for _, sf := range h.marked {
+		sf.endHandover(handed)
 	}
 	h.marked = nil
 }
@@ -397,11 +439,18 @@ type handedSocket struct {
 	id    fileID
 }
 
-// sockets returns duplicates of the sockets of ln, in order, and marks the
-// UNIX listeners among them as being handed over. For a closed listener
-// the error wraps net.ErrClosed.
-func (h *handover) sockets(ln net.Listener) ([]handedSocket, error) {
-	switch l := ln.(type) {
+// sockets returns duplicates of the sockets of sock (a net.Listener or a
+// net.PacketConn), in order, and marks the UNIX sockets among them as
+// being handed over. For a closed one the error wraps net.ErrClosed.
+func (h *handover) sockets(sock any) ([]handedSocket, error) {
+	name := ""
+	switch s := sock.(type) {
+	case net.Listener:
+		name = s.Addr().String()
+	case net.PacketConn:
+		name = s.LocalAddr().String()
+	}
+	switch l := sock.(type) {
 	case *multiListener:
 		var socks []handedSocket
 		for _, c := range l.listeners() {
@@ -420,25 +469,26 @@ func (h *handover) sockets(ln net.Listener) ([]handedSocket, error) {
 		return socks, nil
 	case *oneConnListener:
 		return nil, errors.New("a single inherited connection cannot be handed over")
-	case *UnixListener:
+	case fileOwner:
 		// Marked before its fd is taken: a Close from now on leaves the
 		// socket file, which may be the successor's.
-		open, owned, dev, ino := l.startHandover()
+		sf := l.socketFile()
+		open, owned, dev, ino := sf.startHandover()
 		if !open {
 			return nil, net.ErrClosed
 		}
-		h.marked = append(h.marked, l)
-		nfd, err := dupSocket(l)
+		h.marked = append(h.marked, sf)
+		nfd, err := dupSocket(l.(syscall.Conn))
 		if err != nil {
 			return nil, err
 		}
-		return []handedSocket{{os.NewFile(uintptr(nfd), ln.Addr().String()), owned, fileID{dev, ino}}}, nil
+		return []handedSocket{{os.NewFile(uintptr(nfd), name), owned, fileID{dev, ino}}}, nil
 	case syscall.Conn:
 		nfd, err := dupSocket(l)
 		if err != nil {
 			return nil, err
 		}
-		return []handedSocket{{f: os.NewFile(uintptr(nfd), ln.Addr().String())}}, nil
+		return []handedSocket{{f: os.NewFile(uintptr(nfd), name)}}, nil
 	}
-	return nil, fmt.Errorf("a %T cannot be handed over", ln)
+	return nil, fmt.Errorf("a %T cannot be handed over", sock)
 }

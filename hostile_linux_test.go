@@ -32,8 +32,8 @@ import (
 // case's own directory (a short one from testenv.SocketDir).
 
 // wantForms is the list of accepted forms that many parse errors end with.
-const wantForms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, /path, ./path, unix:PATH, @name, " +
-	"inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N or vsock:CID:PORT"
+const wantForms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, udp://HOST:PORT, /path, ./path, unix:PATH, @name, " +
+	"unixpacket:PATH, unixgram:PATH, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N or vsock:CID:PORT"
 
 func TestHostileAddresses(t *testing.T) {
 	for _, tt := range []struct {
@@ -78,8 +78,8 @@ func TestHostileAddresses(t *testing.T) {
 			want: `anylisten: invalid listen address "127.0.0.1:0x50": port "0x50" is not a decimal number; want HOST:PORT with a port number or a service name, like 127.0.0.1:8080 or localhost:http`},
 		// A scheme anylisten does not have, before a word, reads as a host
 		// and a service name; it is refused as what it more likely is.
-		{name: "unknown scheme", in: "unixgram:app",
-			want: `anylisten: invalid listen address "unixgram:app": "unixgram" is not a scheme anylisten knows; ` + wantForms},
+		{name: "unknown scheme", in: "udp6:app",
+			want: `anylisten: invalid listen address "udp6:app": "udp6" is not a scheme anylisten knows; ` + wantForms},
 		{name: "space before port", in: "127.0.0.1: 80",
 			want: `anylisten: invalid listen address "127.0.0.1: 80": port " 80" is not a decimal number; want HOST:PORT with a port number or a service name, like 127.0.0.1:8080 or localhost:http`},
 		{name: "empty port", in: "127.0.0.1:",
@@ -119,7 +119,11 @@ func TestHostileAddresses(t *testing.T) {
 		{name: "http scheme", in: "http://127.0.0.1:8080",
 			want: `anylisten: invalid listen address "http://127.0.0.1:8080": unknown scheme "http://"; ` + wantForms},
 		{name: "udp scheme", in: "udp://127.0.0.1:53",
-			want: `anylisten: invalid listen address "udp://127.0.0.1:53": unknown scheme "udp://"; ` + wantForms},
+			want: `listen udp 127.0.0.1:53: udp://127.0.0.1:53 is a datagram address: serve it with ListenPacket (a net.PacketConn), not Listen`},
+		{name: "unixgram scheme", in: "unixgram:{dir}/app.sock",
+			want: `listen unixgram {dir}/app.sock: unixgram:{dir}/app.sock is a datagram address: serve it with ListenPacket (a net.PacketConn), not Listen`},
+		{name: "udp4 scheme", in: "udp4://127.0.0.1:53",
+			want: `anylisten: invalid listen address "udp4://127.0.0.1:53": unknown scheme "udp4://"; ` + wantForms},
 		{name: "tcp6 scheme", in: "tcp6://[::1]:80",
 			want: `anylisten: invalid listen address "tcp6://[::1]:80": unknown scheme "tcp6://"; ` + wantForms},
 		{name: "file scheme", in: "file:///run/app.sock",

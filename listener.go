@@ -18,6 +18,10 @@ import (
 //   - TCP: a *net.TCPListener; Accept returns *net.TCPConn.
 //   - UNIX path or abstract name: a *UnixListener (on every platform that
 //     has AF_UNIX, Windows included); Accept returns *net.UnixConn.
+//     unixpacket:PATH and unixpacket:@name make it a SOCK_SEQPACKET
+//     socket: connections as with a stream socket, whose Read and Write
+//     keep message boundaries (one Write is one Read at the peer), with
+//     every socket-file rule of a stream socket's path.
 //   - systemd (sd-listen, fd://): the inherited socket's native listener
 //     as above (for an inherited TCP socket with Options.TCPKeepalive, a
 //     listener that embeds *net.TCPListener and sets keep-alive on each
@@ -67,28 +71,20 @@ import (
 // path that is taken (on Linux the message names the processes that hold
 // it where /proc shows them: "bind: address already in use (held by pid
 // 1234 (hello))"; see Options.TCPKillPort), and errors.Is(err,
-// fs.ErrPermission) for a denied bind. Listen never returns a listener together with an error, and leaves
+// fs.ErrPermission) for a denied bind. The datagram forms (udp://,
+// unixgram:) are errors that say to use ListenPacket. Listen never returns a listener together with an error, and leaves
 // nothing open or created behind on failure. A kind the platform lacks
 // (abstract sockets and vsock outside Linux, inherited sockets and inetd
 // outside Unix) gives an error wrapping errors.ErrUnsupported.
 func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if err := o.Validate(); err != nil {
+	o, err := begin(ctx, addr, addr, opts)
+	if err != nil {
 		return nil, err
 	}
-	if addr.kind == 0 {
-		return nil, &net.OpError{Op: "listen", Err: errors.New("the zero Address names nothing to listen on; make one with ParseAddress")}
-	}
-	if err := ctx.Err(); err != nil {
+	if err := refuseStream(addr); err != nil {
 		return nil, opError("listen", addr, err)
 	}
-	var (
-		ln  net.Listener
-		err error
-	)
+	var ln net.Listener
 	if !o.NoAdopt {
 		ln, err = adoptInherited(ctx, addr, &o)
 	}
@@ -97,9 +93,9 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		case KindTCP:
 			ln, err = listenTCP(ctx, addr, &o)
 		case KindUnix:
-			ln, err = listenUnix(ctx, addr.str, &o)
+			ln, err = listenUnix(ctx, addr.str, addr.typ, &o)
 		case KindAbstract:
-			ln, err = listenAbstract(addr.str, &o)
+			ln, err = listenAbstract(addr.str, addr.typ, &o)
 		case KindSystemd:
 			ln, err = listenSystemd(addr, &o)
 		case KindInetd:
@@ -114,6 +110,26 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 	return ln, nil
 }
 
+// begin is the start of Listen and ListenPacket: it copies opts (nil
+// means the defaults), and checks them, addr and ctx. errAddr is addr as
+// the call's errors name it.
+func begin(ctx context.Context, addr, errAddr Address, opts *Options) (Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	if addr.kind == 0 {
+		return o, &net.OpError{Op: "listen", Err: errors.New("the zero Address names nothing to listen on; make one with ParseAddress")}
+	}
+	if err := ctx.Err(); err != nil {
+		return o, opError("listen", errAddr, err)
+	}
+	return o, nil
+}
+
 // opError wraps err once, as a *net.OpError for op ("listen", "dial")
 // that names addr, unless it already is one (as errors from package net
 // are).
@@ -122,9 +138,19 @@ func opError(op string, addr Address, err error) error {
 		return err
 	}
 	e := &net.OpError{Op: op, Net: addr.errNet(), Err: err}
-	s := addr.String()
-	if addr.kind == KindVsock {
-		s = strings.TrimPrefix(s, "vsock:") // "listen vsock any:80", as "listen tcp 127.0.0.1:80"
+	// The address without what Net says already: "listen vsock any:80",
+	// "listen udp 127.0.0.1:53", "listen unixgram /run/app.sock", as
+	// "listen tcp 127.0.0.1:80".
+	var s string
+	switch addr.kind {
+	case KindVsock:
+		s = strings.TrimPrefix(addr.String(), "vsock:")
+	case KindUDP:
+		s = addr.hostPort()
+	case KindUnix, KindAbstract:
+		s = addr.Path()
+	default:
+		s = addr.String()
 	}
 	if s != e.Net { // "listen inetd: ...", not "listen inetd inetd: ..."
 		e.Addr = addrString{e.Net, s}
@@ -136,7 +162,7 @@ func opError(op string, addr Address, err error) error {
 func (a Address) errNet() string {
 	switch a.kind {
 	case KindUnix, KindAbstract:
-		return "unix"
+		return a.Network() // unix, unixpacket or unixgram
 	case KindSystemd:
 		return "systemd" // "listen systemd sd-listen:web: ...", not "listen sd-listen sd-listen:web"
 	}

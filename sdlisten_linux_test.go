@@ -163,7 +163,7 @@ func TestSystemdDatagram(t *testing.T) {
 	if code := c.wait(t); code != 3 {
 		t.Fatalf("child exited %d, want 3; stderr:\n%s", code, c.stderr)
 	}
-	for _, want := range []string{"fd 3 (unknown)", "fd 3 (unknown): a datagram UDP/IPv4 socket on 127.0.0.1:" + p, "only stream sockets are served"} {
+	for _, want := range []string{"listen systemd sd-listen: fd 3 (unknown): only datagram sockets were passed; serve them with ListenPacket (a net.PacketConn), not Listen"} {
 		if !strings.Contains(c.stderr.String(), want) {
 			t.Errorf("stderr does not say %q:\n%s", want, c.stderr)
 		}

@@ -182,9 +182,41 @@ func namesOf(fds []sdFD) string {
 	return b.String()
 }
 
-// listenSystemd serves the sockets a systemd Address selects: one socket
-// as its native listener, several merged into one.
+// listenSystemd serves the sockets a systemd Address selects for Listen:
+// one socket as its native listener, several merged into one. Only stream
+// and seqpacket sockets count, except for fd://N: the datagram sockets
+// passed are ListenPacket's.
 func listenSystemd(a Address, o *Options) (net.Listener, error) {
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	pick, err := selectLocked(a, o, false)
+	if err != nil {
+		return nil, err
+	}
+	return claimLocked(pick, a, o)
+}
+
+// listenSystemdPacket serves the datagram socket a systemd Address
+// selects for ListenPacket.
+func listenSystemdPacket(a Address, o *Options) (net.PacketConn, error) {
+	inherited.mu.Lock()
+	defer inherited.mu.Unlock()
+	pick, err := selectLocked(a, o, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(pick) > 1 {
+		return nil, fmt.Errorf("%d datagram sockets were passed under that name: %s; ListenPacket serves one: choose it with fd://N",
+			len(pick), namesOf(pick))
+	}
+	return claimPacketLocked(pick[0], a, o)
+}
+
+// selectLocked returns the inherited sockets a systemd Address selects,
+// among those that Listen (packet false: stream and seqpacket sockets)
+// or ListenPacket (packet true: datagram sockets) serves; fd://N selects
+// its fd whatever it is. inherited.mu must be held.
+func selectLocked(a Address, o *Options, packet bool) ([]sdFD, error) {
 	e := inheritedEnv()
 	all, err := e.fds(o.SDAcceptIgnoreEnvironment)
 	if err != nil {
@@ -194,11 +226,7 @@ func listenSystemd(a Address, o *Options) (net.Listener, error) {
 		}
 		return nil, fmt.Errorf("%w; the sd_accept_ignore_environment option (--sd-accept-ignore-environment) takes fd %d regardless", err, fd)
 	}
-	inherited.mu.Lock()
-	defer inherited.mu.Unlock()
-	var pick []sdFD
-	switch {
-	case a.fd:
+	if a.fd {
 		fd := int(a.num)
 		switch {
 		case fd < listenFDsStart:
@@ -211,38 +239,82 @@ func listenSystemd(a Address, o *Options) (net.Listener, error) {
 		if i := fd - listenFDsStart; i < len(all) {
 			f = all[i]
 		}
-		pick = []sdFD{f}
-	case a.str == "":
-		if len(all) > 1 && !o.SDAcceptIgnoreEnvironment {
-			choose := "sd-listen:NAME"
-			if e.names == nil {
-				// Every one is "unknown": only its fd tells them apart.
-				choose = fmt.Sprintf("fd://N (fd://%d to fd://%d)", listenFDsStart, listenFDsStart+len(all)-1)
-			}
-			return nil, fmt.Errorf("%d sockets were passed: %s; choose one with %s, or take all with sd-listen:*",
-				len(all), namesOf(all), choose)
-		}
-		pick = all[:1]
-	case a.str == sdAll:
-		for _, f := range all {
-			if _, taken := inherited.claimed[f.fd]; !taken {
+		return []sdFD{f}, nil
+	}
+	if packet && a.str == sdAll {
+		return nil, errors.New("sd-listen:* merges every socket passed, and ListenPacket serves one; choose it with sd-listen:NAME or fd://N")
+	}
+	// The sockets the address names, and of them those of the right type.
+	var named, pick []sdFD
+	for _, f := range all {
+		switch {
+		case a.str == "", a.str == sdAll && !isClaimed(f.fd), f.matches(a.str, e.names != nil):
+			named = append(named, f)
+			if servesAs(f.fd, packet) {
 				pick = append(pick, f)
 			}
-		}
-		if len(pick) == 0 {
-			return nil, fmt.Errorf("every socket passed was already taken: %s", namesOf(all))
-		}
-	default:
-		for _, f := range all {
-			if f.matches(a.str, e.names != nil) {
-				pick = append(pick, f)
-			}
-		}
-		if len(pick) == 0 {
-			return nil, fmt.Errorf("no socket named %q was passed; the sockets passed are %s", a.str, namesOf(all))
 		}
 	}
-	return claimLocked(pick, a, o)
+	if len(pick) == 0 {
+		switch {
+		case len(named) > 0:
+			return nil, fmt.Errorf("%s: %s; %s", namesOf(named), otherType(packet), otherCall(packet))
+		case a.str == sdAll:
+			return nil, fmt.Errorf("every socket passed was already taken: %s", namesOf(all))
+		}
+		return nil, fmt.Errorf("no socket named %q was passed; the sockets passed are %s", a.str, namesOf(all))
+	}
+	if a.str == "" && len(pick) > 1 && !o.SDAcceptIgnoreEnvironment {
+		choose := "sd-listen:NAME"
+		if e.names == nil {
+			// Every one is "unknown": only its fd tells them apart.
+			choose = fmt.Sprintf("fd://N (fd://%d to fd://%d)", pick[0].fd, pick[len(pick)-1].fd)
+		}
+		orAll := ", or take all with sd-listen:*"
+		if packet {
+			orAll = ""
+		}
+		return nil, fmt.Errorf("%d sockets were passed: %s; choose one with %s%s", len(pick), namesOf(pick), choose, orAll)
+	}
+	if a.str == "" {
+		pick = pick[:1]
+	}
+	return pick, nil
+}
+
+// isClaimed reports whether the inherited fd was taken; inherited.mu is
+// held.
+func isClaimed(fd int) bool {
+	_, taken := inherited.claimed[fd]
+	return taken
+}
+
+// servesAs reports whether the inherited fd is a socket that Listen
+// (packet false: a stream or seqpacket socket) or ListenPacket (packet
+// true: a datagram socket) serves. What cannot be looked at counts as
+// either, for the claim to say what is wrong with it.
+func servesAs(fd int, packet bool) bool {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return true
+	}
+	return (typ == unix.SOCK_DGRAM) == packet
+}
+
+// otherType says what the sockets are that the call does not serve.
+func otherType(packet bool) string {
+	if packet {
+		return "only stream and seqpacket sockets were passed"
+	}
+	return "only datagram sockets were passed"
+}
+
+// otherCall says which call serves the other type.
+func otherCall(packet bool) string {
+	if packet {
+		return "serve them with Listen, not ListenPacket"
+	}
+	return "serve them with ListenPacket (a net.PacketConn), not Listen"
 }
 
 // claimLocked checks every fd in pick and returns their listener: the
@@ -251,19 +323,9 @@ func listenSystemd(a Address, o *Options) (net.Listener, error) {
 // duplicates); otherwise nothing is taken and every fd stays open.
 // inherited.mu must be held.
 func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
-	infos := make([]fdInfo, len(pick))
-	for i, f := range pick {
-		if by, taken := inherited.claimed[f.fd]; taken {
-			return nil, fmt.Errorf("%v was already taken by an earlier Listen of %s; each inherited socket serves one listener", f, by)
-		}
-		info, err := inspectFD(f.fd)
-		if err == nil {
-			err = info.checkStream()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%v: %w", f, err)
-		}
-		infos[i] = info
+	infos, err := checkLocked(pick, false)
+	if err != nil {
+		return nil, err
 	}
 	lns := make([]net.Listener, 0, len(pick))
 	for i, info := range infos {
@@ -280,13 +342,56 @@ func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	markLocked(infos, a)
+	return ln, nil
+}
+
+// claimPacketLocked is claimLocked for ListenPacket: it checks the
+// datagram socket f and returns it as a net.PacketConn.
+func claimPacketLocked(f sdFD, a Address, o *Options) (net.PacketConn, error) {
+	infos, err := checkLocked([]sdFD{f}, true)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := fdPacketConn(infos[0], o)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", f, err)
+	}
+	markLocked(infos, a)
+	return pc, nil
+}
+
+// checkLocked looks at every fd in pick: each must be free and a socket
+// that Listen (packet false) or ListenPacket (packet true) serves.
+func checkLocked(pick []sdFD, packet bool) ([]fdInfo, error) {
+	infos := make([]fdInfo, len(pick))
+	for i, f := range pick {
+		if by, taken := inherited.claimed[f.fd]; taken {
+			return nil, fmt.Errorf("%v was already taken by an earlier Listen of %s; each inherited socket serves one listener", f, by)
+		}
+		info, err := inspectFD(f.fd)
+		if err == nil && packet {
+			err = info.checkPacket()
+		} else if err == nil {
+			err = info.checkStream()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", f, err)
+		}
+		infos[i] = info
+	}
+	return infos, nil
+}
+
+// markLocked marks the fds of infos taken by a, and closes them: what
+// serves them holds duplicates.
+func markLocked(infos []fdInfo, a Address) {
 	for _, info := range infos {
 		unix.Close(info.fd)
 		inherited.claimed[info.fd] = a.String()
 		inherited.addrs[info.fd] = info.addr()
 	}
 	forgetListenVars()
-	return ln, nil
 }
 
 // adoptInherited returns the inherited listening socket for the TCP or
@@ -302,7 +407,7 @@ func adoptInherited(ctx context.Context, a Address, o *Options) (net.Listener, e
 	if ul, ok := ln.(*UnixListener); ok && a.kind == KindUnix {
 		// The kernel's name for the socket may be the private directory
 		// the predecessor bound it in; its address is the path.
-		ul.addr = &net.UnixAddr{Name: a.str, Net: "unix"}
+		ul.addr = &net.UnixAddr{Name: a.str, Net: a.Network()}
 	}
 	return ln, err
 }
@@ -317,41 +422,112 @@ func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener,
 	if ln, err := takeHandedOver(e, a, o); ln != nil || err != nil {
 		return ln, err
 	}
-	port := int(a.num)
-	if a.kind == KindTCP && a.svc != "" {
-		p, err := net.DefaultResolver.LookupPort(ctx, "tcp", a.svc)
-		if err != nil {
-			return nil, err
-		}
-		port = p
+	match, err := boundMatcher(ctx, a, false)
+	if match == nil || err != nil {
+		return nil, err
 	}
-	if a.kind == KindSystemd || a.kind == KindTCP && port == 0 {
-		return nil, nil
-	}
-	var want []netip.Addr // for a TCP host name, its addresses
-	if a.kind == KindTCP && a.str != "" {
-		if ip, err := netip.ParseAddr(a.str); err == nil {
-			want = []netip.Addr{ip}
-		} else if want, err = net.DefaultResolver.LookupNetIP(ctx, "ip", a.str); err != nil {
-			return nil, err
-		}
-	}
-	fds, _ := e.fds(false)
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
-	for _, f := range fds {
-		if _, taken := inherited.claimed[f.fd]; taken {
-			continue
-		}
-		info, err := inspectFD(f.fd)
-		if err != nil || !info.listening || info.typ != unix.SOCK_STREAM {
-			continue
-		}
-		if boundTo(info.local, a, port, want) {
-			return claimLocked([]sdFD{f}, a, o)
-		}
+	if f, ok := findLocked(e, match); ok {
+		return claimLocked([]sdFD{f}, a, o)
 	}
 	return nil, nil
+}
+
+// adoptInheritedPacket is adoptInherited for ListenPacket: it takes the
+// datagram socket passed for the UDP or UNIX address a.
+func adoptInheritedPacket(ctx context.Context, a Address, o *Options) (net.PacketConn, error) {
+	e := inheritedEnv()
+	if e.err != nil {
+		return nil, nil
+	}
+	pc, err := takeHandedOverPacket(e, a, o)
+	if pc == nil && err == nil {
+		match, err := boundMatcher(ctx, a, true)
+		if match == nil || err != nil {
+			return nil, err
+		}
+		inherited.mu.Lock()
+		defer inherited.mu.Unlock()
+		f, ok := findLocked(e, match)
+		if !ok {
+			return nil, nil
+		}
+		if pc, err = claimPacketLocked(f, a, o); err != nil {
+			return nil, err
+		}
+		pc = packetConnAt(pc, a)
+	}
+	return pc, err
+}
+
+// packetConnAt returns pc, a datagram socket taken over for a: for a UNIX
+// path, a *UnixgramConn whose address is the path (the kernel's name may
+// be the private directory a predecessor bound it in), which owns no file
+// until the socket file is passed on to it.
+func packetConnAt(pc net.PacketConn, a Address) net.PacketConn {
+	uc, ok := pc.(*net.UnixConn)
+	if !ok || a.kind != KindUnix {
+		return pc
+	}
+	return &UnixgramConn{UnixConn: uc, addr: &net.UnixAddr{Name: a.str, Net: "unixgram"}}
+}
+
+// boundMatcher returns what tells a passed socket bound to exactly the
+// TCP, UDP or UNIX address a, of the type Listen (packet false: a
+// listening stream socket, or seqpacket for unixpacket:) or ListenPacket
+// (a datagram socket) asks for; nil for the addresses no socket is bound
+// to exactly (other kinds, port 0). It resolves a's service name and host
+// name first.
+func boundMatcher(ctx context.Context, a Address, packet bool) (func(fdInfo) bool, error) {
+	switch a.kind {
+	case KindTCP, KindUDP, KindUnix, KindAbstract:
+	default:
+		return nil, nil
+	}
+	network := "tcp"
+	want := unix.SOCK_STREAM
+	switch {
+	case packet:
+		network, want = "udp", unix.SOCK_DGRAM
+	case a.typ == typSeqpacket:
+		want = unix.SOCK_SEQPACKET
+	}
+	a, err := lookupService(ctx, a, network)
+	if err != nil {
+		return nil, err
+	}
+	ip := a.kind == KindTCP || a.kind == KindUDP
+	if ip && a.num == 0 {
+		return nil, nil
+	}
+	var hostIPs []netip.Addr // for a host name, its addresses
+	if ip && a.str != "" {
+		if addr, err := netip.ParseAddr(a.str); err == nil {
+			hostIPs = []netip.Addr{addr}
+		} else if hostIPs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", a.str); err != nil {
+			return nil, err
+		}
+	}
+	return func(info fdInfo) bool {
+		return info.typ == want && info.listening == (want != unix.SOCK_DGRAM) &&
+			boundTo(info.local, a, int(a.num), hostIPs)
+	}, nil
+}
+
+// findLocked returns the first untaken passed socket that match accepts;
+// inherited.mu is held.
+func findLocked(e *sdEnv, match func(fdInfo) bool) (sdFD, bool) {
+	fds, _ := e.fds(false)
+	for _, f := range fds {
+		if isClaimed(f.fd) {
+			continue
+		}
+		if info, err := inspectFD(f.fd); err == nil && match(info) {
+			return f, true
+		}
+	}
+	return sdFD{}, false
 }
 
 // boundTo reports whether the socket address sa is the address a names,
@@ -375,7 +551,7 @@ func boundTo(sa unix.Sockaddr, a Address, port int, hostIPs []netip.Addr) bool {
 	default:
 		return false
 	}
-	if a.kind != KindTCP || boundPort != port {
+	if a.kind != KindTCP && a.kind != KindUDP || boundPort != port {
 		return false
 	}
 	if a.str == "" {

@@ -8,7 +8,7 @@ import (
 
 // The socket options that more than one backend sets. Here the portable
 // helpers; sockopt_unix.go and sockopt_nonunix.go hold the platform halves
-// (setTCPOptions, setBuffers, setBacklog; listenFD on Unix only), and
+// (setIPOptions, setBuffers, setBacklog; listenFD on Unix only), and
 // sockopt_unixnonsolaris.go and sockopt_solaris.go setReusePort.
 
 // rawControl runs f on the fd of c and returns the first error.
@@ -49,4 +49,32 @@ func bufferOpts(o *Options) *Options {
 		return o
 	}
 	return nil
+}
+
+// setPacketBuffers sets the buffer options on a datagram socket.
+func setPacketBuffers(pc net.PacketConn, o *Options) error {
+	if bufferOpts(o) == nil {
+		return nil
+	}
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rawControl(rc, func(fd uintptr) error { return setBuffers(fd, o) })
+}
+
+// ipControl returns the net.ListenConfig Control hook that sets o's
+// options on a TCP or UDP socket between socket and bind, or nil when o
+// sets none.
+func ipControl(o *Options) func(network, address string, c syscall.RawConn) error {
+	if !o.TCPReusePort && !o.TCPOnlyV6 && bufferOpts(o) == nil {
+		return nil
+	}
+	return func(network, _ string, c syscall.RawConn) error {
+		return rawControl(c, func(fd uintptr) error { return setIPOptions(fd, network, o) })
+	}
 }

@@ -12,11 +12,11 @@ func errOption(name string) error {
 	return fmt.Errorf("option %s is not supported on %s: %w", name, runtime.GOOS, errors.ErrUnsupported)
 }
 
-func setTCPOptions(fd uintptr, network string, o *Options) error {
+func setIPOptions(fd uintptr, network string, o *Options) error {
 	switch {
 	case o.TCPReusePort:
 		return errOption("tcp_reuse_port")
-	case o.TCPOnlyV6 && network == "tcp6":
+	case o.TCPOnlyV6 && (network == "tcp6" || network == "udp6"):
 		return errOption("tcp_only_v6")
 	}
 	return setBuffers(fd, o)

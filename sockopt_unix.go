@@ -9,16 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// setTCPOptions sets the socket options of a TCP listening socket before
-// bind. network is "tcp4" or "tcp6".
-func setTCPOptions(fd uintptr, network string, o *Options) error {
+// setIPOptions sets the socket options of a TCP listening socket or a UDP
+// socket before bind. network is "tcp4", "tcp6", "udp4" or "udp6".
+func setIPOptions(fd uintptr, network string, o *Options) error {
 	s := int(fd)
 	if o.TCPReusePort {
 		if err := setReusePort(s); err != nil {
 			return err
 		}
 	}
-	if o.TCPOnlyV6 && network == "tcp6" {
+	if o.TCPOnlyV6 && (network == "tcp6" || network == "udp6") {
 		if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
 			return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
 		}

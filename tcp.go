@@ -24,17 +24,10 @@ func listenTCP(ctx context.Context, a Address, o *Options) (net.Listener, error)
 	case o.TCPKeepalive != nil:
 		lc.KeepAliveConfig = keepaliveConfig(o.TCPKeepalive)
 	}
-	if o.TCPReusePort || o.TCPOnlyV6 || o.RecvBufferSize > 0 || o.SendBufferSize > 0 {
-		lc.Control = func(network, _ string, c syscall.RawConn) error {
-			return rawControl(c, func(fd uintptr) error { return setTCPOptions(fd, network, o) })
-		}
-	}
-	if a.svc != "" {
-		port, err := net.DefaultResolver.LookupPort(ctx, "tcp", a.svc)
-		if err != nil {
-			return nil, fmt.Errorf("unknown service name %q (looked up as package net does, in /etc/services); give a port number: %w", a.svc, err)
-		}
-		a.svc, a.num = "", uint32(port)
+	lc.Control = ipControl(o)
+	a, err := lookupService(ctx, a, "tcp")
+	if err != nil {
+		return nil, err
 	}
 	listen := func() (net.Listener, error) {
 		return lc.Listen(ctx, "tcp", a.hostPort())
@@ -88,4 +81,19 @@ func (l *keepaliveListener) AcceptTCP() (*net.TCPConn, error) {
 	}
 	_ = c.SetKeepAliveConfig(l.cfg)
 	return c, nil
+}
+
+// lookupService returns a with its service name, if it has one, replaced
+// by the port number network ("tcp" or "udp") gives it, as package net
+// looks it up.
+func lookupService(ctx context.Context, a Address, network string) (Address, error) {
+	if a.svc == "" {
+		return a, nil
+	}
+	port, err := net.DefaultResolver.LookupPort(ctx, network, a.svc)
+	if err != nil {
+		return a, fmt.Errorf("unknown service name %q (looked up as package net does, in /etc/services); give a port number: %w", a.svc, err)
+	}
+	a.svc, a.num = "", uint32(port)
+	return a, nil
 }

@@ -3,7 +3,6 @@ package anylisten
 import (
 	"errors"
 	"net"
-	"sync"
 
 	"github.com/anylisten/anylisten/internal/sockfile"
 )
@@ -26,14 +25,7 @@ type UnixListener struct {
 
 	addr *net.UnixAddr // the socket path; nil: the kernel's name (abstract and inherited sockets)
 	opts *Options      // non-nil when accepted conns need buffer sizes
-
-	mu     sync.Mutex
-	file   *sockfile.File // the socket file; nil for abstract and inherited sockets
-	unlink bool           // remove the socket file on Close
-	closed bool
-	// handing is set while an Upgrader hands the socket over: Close then
-	// leaves the file to endHandover, which knows who owns it.
-	handing bool
+	sf   socketFile
 	// netUnlinks is set where package net bound the path (outside Unix)
 	// and so removes the socket file on Close itself.
 	netUnlinks bool
@@ -86,29 +78,11 @@ func (l *UnixListener) AcceptUnix() (*net.UnixConn, error) {
 // SetUnlinkOnClose has not turned that off. Connections already accepted
 // are not affected.
 func (l *UnixListener) Close() error {
-	var err error
-	l.mu.Lock()
-	if !l.closed {
-		l.closed = true
-		if !l.handing {
-			err = l.releaseFile()
-		}
-	}
-	l.mu.Unlock()
+	err := l.sf.close()
 	return errors.Join(l.UnixListener.Close(), err)
 }
 
-// releaseFile removes the socket file if the listener owns it, and lets
-// go of it; l.mu is held.
-func (l *UnixListener) releaseFile() error {
-	var err error
-	if l.unlink {
-		err = l.file.Remove()
-	}
-	l.file.Close()
-	l.file, l.unlink = nil, false
-	return err
-}
+func (l *UnixListener) socketFile() *socketFile { return &l.sf }
 
 // SocketPath returns the path of the socket file a connection came in on,
 // given the connection's LocalAddr. Listen binds a UNIX socket in a
@@ -140,53 +114,5 @@ func (l *UnixListener) SetUnlinkOnClose(unlink bool) {
 		l.UnixListener.SetUnlinkOnClose(unlink)
 		return
 	}
-	l.mu.Lock()
-	l.unlink = unlink && l.file != nil
-	l.mu.Unlock()
-}
-
-// startHandover marks l as being handed over, so that a Close meanwhile
-// leaves the socket file, and returns whether l is open, and the identity
-// of the socket file it owns, if it owns one.
-func (l *UnixListener) startHandover() (open, owned bool, dev, ino uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false, false, 0, 0
-	}
-	l.handing = true
-	if l.unlink {
-		dev, ino = l.file.ID()
-	}
-	return true, l.unlink, dev, ino
-}
-
-// endHandover ends what startHandover began. If the successor took over,
-// the socket file is no longer this listener's to remove; if not, a Close
-// that came meanwhile removes it now.
-func (l *UnixListener) endHandover(handed bool) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.handing = false
-	if handed {
-		l.unlink = false
-	}
-	if l.closed {
-		return l.releaseFile()
-	}
-	return nil
-}
-
-// takeFile makes f, the socket file of a socket this listener took over,
-// the listener's own, to be removed on Close; if the listener was closed
-// already, it is removed now.
-func (l *UnixListener) takeFile(f *sockfile.File) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.file.Close()
-	l.file, l.unlink = f, true
-	if l.closed {
-		return l.releaseFile()
-	}
-	return nil
+	l.sf.setUnlink(unlink)
 }

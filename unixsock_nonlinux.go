@@ -9,6 +9,8 @@ import (
 	"runtime"
 )
 
-func listenAbstract(name string, o *Options) (net.Listener, error) {
-	return nil, fmt.Errorf("abstract UNIX sockets exist on Linux only, not on %s: %w", runtime.GOOS, errors.ErrUnsupported)
-}
+var errNoAbstract = fmt.Errorf("abstract UNIX sockets exist on Linux only, not on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+func listenAbstract(string, sockType, *Options) (net.Listener, error) { return nil, errNoAbstract }
+
+func listenAbstractgram(string, *Options) (net.PacketConn, error) { return nil, errNoAbstract }

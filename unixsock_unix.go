@@ -16,12 +16,17 @@ import (
 // chmod, and before listen; an error it returns fails Listen there.
 var testHookBeforeListen func(bound string) error
 
-// listenUnix listens on a UNIX socket path. The socket file appears at the
-// path only once it is bound, owned, moded and listening (see
-// internal/sockfile); a stale socket there is replaced only with
-// UnixListenUnlink, and nothing else ever is.
-func listenUnix(_ context.Context, path string, o *Options) (net.Listener, error) {
-	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_STREAM)
+// listenUnix listens on a UNIX socket path, with a stream socket or, for
+// typSeqpacket, a seqpacket one. The socket file appears at the path only
+// once it is bound, owned, moded and listening (see internal/sockfile); a
+// stale socket there is replaced only with UnixListenUnlink, and nothing
+// else ever is.
+func listenUnix(_ context.Context, path string, typ sockType, o *Options) (net.Listener, error) {
+	st, network := unix.SOCK_STREAM, "unix"
+	if typ == typSeqpacket {
+		st, network = unix.SOCK_SEQPACKET, "unixpacket"
+	}
+	fd, err := socketCloexec(unix.AF_UNIX, st)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
@@ -43,7 +48,8 @@ func listenUnix(_ context.Context, path string, o *Options) (net.Listener, error
 		file.Close()
 		return nil, err
 	}
-	ul.file, ul.unlink, ul.addr = file, true, &net.UnixAddr{Name: path, Net: "unix"}
+	ul.sf.own(file)
+	ul.addr = &net.UnixAddr{Name: path, Net: network}
 	ul.opts = bufferOpts(o)
 	return ul, nil
 }

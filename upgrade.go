@@ -23,8 +23,8 @@ import (
 // Under systemd (Type=notify, NotifyAccess=all), Ready also tells systemd
 // the successor's pid, so systemd follows it.
 //
-// Use the Upgrader's Listen and ListenAll instead of the package's, so that
-// it knows the listeners to hand over. The zero Upgrader is ready to use.
+// Use the Upgrader's Listen, ListenAll and ListenPacket instead of the
+// package's, so that it knows the sockets to hand over. The zero Upgrader is ready to use.
 // Its fields must not change while Upgrade runs.
 type Upgrader struct {
 	// Path is the executable to start. Default: this process's own
@@ -52,7 +52,7 @@ func (u *Upgrader) Listen(ctx context.Context, addr Address, opts *Options) (net
 		return nil, err
 	}
 	u.mu.Lock()
-	u.handed = append(u.handed, handedListener{addr, ln})
+	u.handed = append(u.handed, handedListener{addr: addr, ln: ln})
 	u.mu.Unlock()
 	return ln, nil
 }
@@ -70,10 +70,24 @@ func (u *Upgrader) ListenAll(ctx context.Context, addrs []Address, opts *Options
 	}
 	u.mu.Lock()
 	for i, l := range lns {
-		u.handed = append(u.handed, handedListener{addrs[i], l})
+		u.handed = append(u.handed, handedListener{addr: addrs[i], ln: l})
 	}
 	u.mu.Unlock()
 	return ln, nil
+}
+
+// ListenPacket is the package's ListenPacket, and records the datagram
+// socket to hand over on Upgrade: the successor's ListenPacket of the same
+// address takes it over, with the datagrams queued in it.
+func (u *Upgrader) ListenPacket(ctx context.Context, addr Address, opts *Options) (net.PacketConn, error) {
+	pc, err := ListenPacket(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	u.handed = append(u.handed, handedListener{addr: addr, pc: pc})
+	u.mu.Unlock()
+	return pc, nil
 }
 
 // Upgrade starts the successor with the socket of every listener that is
@@ -81,8 +95,12 @@ func (u *Upgrader) ListenAll(ctx context.Context, addrs []Address, opts *Options
 // caller then stops accepting and drains (closing its listeners does not
 // close the sockets, which the successor holds, and no longer removes UNIX
 // socket files), and exits; for net/http servers, package httpdrain does
-// that without losing a request. A listener the program closed is not
-// handed over.
+// that without losing a request. For a datagram socket, the successor and
+// the caller read from one queue: the caller stops reading (set a read
+// deadline in the past, so that ReadFrom returns), answers what it has
+// read, and then closes the socket; a datagram it has not read stays
+// queued for the successor. A listener or datagram socket the program
+// closed is not handed over.
 //
 // If the successor exits, or is not ready within ReadyTimeout or before
 // ctx is done, it is stopped (SIGTERM, then SIGKILL after 2 s) and Upgrade

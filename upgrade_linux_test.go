@@ -119,7 +119,7 @@ func TestUpgradeFailures(t *testing.T) {
 		a, b := net.Pipe()
 		defer b.Close()
 		u := Upgrader{}
-		u.handed = append(u.handed, handedListener{MustParseAddress("inetd"), newOneConnListener(a)})
+		u.handed = append(u.handed, handedListener{addr: MustParseAddress("inetd"), ln: newOneConnListener(a)})
 		if _, err := u.Upgrade(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot be handed over") {
 			t.Errorf("Upgrade of an inetd connection: %v", err)
 		}

@@ -473,8 +473,9 @@ func setOwnerMode(dir int, base, path string, o Options) error {
 }
 
 // probe reports whether a server accepts connections on the socket file
-// c at base in dir. A refused connect means the socket is stale; a
-// connection or a full backlog (EAGAIN) means it is live; no file
+// c at base in dir. A refused connect means the socket is stale (whatever
+// its type: nothing is bound to the file); a connection, a full backlog
+// (EAGAIN) or a live socket of another type (EPROTOTYPE) means it is live; no file
 // (ENOENT) means it went meanwhile (errChanged). Where c is pinned, the
 // connect goes through the pin, so it reaches c whatever is at the name
 // now. The probe's connection is closed at once: a live server sees one
@@ -495,7 +496,9 @@ func probe(dir int, base, path string, c *occupant) (bool, error) {
 		return true, nil
 	}
 	switch {
-	case errors.Is(err, unix.EAGAIN):
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EPROTOTYPE):
+		// A full backlog, or a live socket of another type (a datagram or
+		// seqpacket socket refuses a stream connect so).
 		return true, nil
 	case errors.Is(err, unix.ECONNREFUSED):
 		return false, nil

@@ -1,0 +1,210 @@
+package anylisten
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anylisten/anylisten/internal/testenv"
+)
+
+// listenPacketT opens s with ListenPacket and closes it at cleanup.
+func listenPacketT(t testing.TB, s string, o *Options) net.PacketConn {
+	t.Helper()
+	pc, err := ListenPacket(context.Background(), MustParseAddress(s), o)
+	if err != nil {
+		t.Fatalf("ListenPacket(%q): %v", s, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
+// echoOnce reads one datagram on pc and sends it back to its sender.
+func echoOnce(pc net.PacketConn) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, from, err := pc.ReadFrom(buf)
+		if err == nil {
+			_, err = pc.WriteTo(buf[:n], from)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// exchangeDatagram sends msg from client to the server pc echoes on, and
+// checks the echo.
+func exchangeDatagram(t testing.TB, pc net.PacketConn, client net.Conn, msg string) {
+	t.Helper()
+	done := echoOnce(pc)
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := client.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	n, err := client.Read(buf)
+	if err != nil || string(buf[:n]) != msg {
+		t.Fatalf("echo: %q, %v; want %q", buf[:n], err, msg)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+}
+
+func TestListenPacketUDP(t *testing.T) {
+	checkNoFDLeak(t)
+	for _, s := range []string{"127.0.0.1:0", "udp://127.0.0.1:0", "udp://[::1]:0", "tcp://localhost:0"} {
+		t.Run(s, func(t *testing.T) {
+			pc := listenPacketT(t, s, nil)
+			if _, ok := pc.(*net.UDPConn); !ok {
+				t.Fatalf("ListenPacket(%q) = %T, want *net.UDPConn", s, pc)
+			}
+			c, err := net.Dial("udp", pc.LocalAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			exchangeDatagram(t, pc, c, "hello "+s)
+		})
+	}
+}
+
+// TestListenPacketUnixgram: a path gives a *UnixgramConn whose Close
+// removes the socket file; @name a bare *net.UnixConn.
+func TestListenPacketUnixgram(t *testing.T) {
+	checkNoFDLeak(t)
+	dir := testenv.SocketDir(t)
+	for _, s := range []string{filepath.Join(dir, "a.sock"), "unixgram:" + filepath.Join(dir, "b.sock"), "@anylisten-test-gram-" + filepath.Base(dir)} {
+		t.Run(s, func(t *testing.T) {
+			a := MustParseAddress(s)
+			pc := listenPacketT(t, s, &Options{UnixListenChmod: 0o600})
+			client := filepath.Join(dir, "client")
+			os.Remove(client)
+			c, err := net.DialUnix("unixgram", &net.UnixAddr{Name: client, Net: "unixgram"}, &net.UnixAddr{Name: a.Path(), Net: "unixgram"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(client)
+			defer c.Close()
+			exchangeDatagram(t, pc, c, "hello "+s)
+			if a.kind == KindAbstract {
+				if _, ok := pc.(*net.UnixConn); !ok {
+					t.Fatalf("ListenPacket(%q) = %T, want *net.UnixConn", s, pc)
+				}
+				return
+			}
+			uc, ok := pc.(*UnixgramConn)
+			if !ok {
+				t.Fatalf("ListenPacket(%q) = %T, want *UnixgramConn", s, pc)
+			}
+			if got := uc.LocalAddr().String(); got != a.Path() {
+				t.Errorf("LocalAddr = %q, want %q", got, a.Path())
+			}
+			fi, err := os.Lstat(a.Path())
+			if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("socket file: %v, %v; want a socket with mode 0600", fi.Mode(), err)
+			}
+			if err := pc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(a.Path()); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("socket file after Close: %v", err)
+			}
+		})
+	}
+}
+
+// TestListenUnixpacket: unixpacket: gives a listener whose connections
+// keep message boundaries.
+func TestListenUnixpacket(t *testing.T) {
+	checkNoFDLeak(t)
+	dir := testenv.SocketDir(t)
+	for _, s := range []string{"unixpacket:" + filepath.Join(dir, "p.sock"), "unixpacket:@anylisten-test-packet-" + filepath.Base(dir)} {
+		t.Run(s, func(t *testing.T) {
+			a := MustParseAddress(s)
+			ln := listenT(t, s, nil)
+			if got := ln.Addr().Network(); got != "unixpacket" {
+				t.Errorf("Addr().Network() = %q, want unixpacket", got)
+			}
+			c, err := Dial(context.Background(), a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			srv, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			if _, ok := srv.(*net.UnixConn); !ok {
+				t.Fatalf("Accept = %T, want *net.UnixConn", srv)
+			}
+			c.Write([]byte("one"))
+			c.Write([]byte("two"))
+			buf := make([]byte, 100)
+			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for _, want := range []string{"one", "two"} {
+				n, err := srv.Read(buf)
+				if err != nil || string(buf[:n]) != want {
+					t.Fatalf("Read = %q, %v; want the message %q alone", buf[:n], err, want)
+				}
+			}
+			ln.Close()
+			if a.kind == KindUnix {
+				if _, err := os.Lstat(a.Path()); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("socket file after Close: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestPacketStreamRefusals: each call refuses the forms of the other type
+// with an error that says which call serves them.
+func TestPacketStreamRefusals(t *testing.T) {
+	checkNoFDLeak(t)
+	dir := testenv.SocketDir(t)
+	ctx := context.Background()
+	for _, tt := range []struct{ in, want string }{
+		{"udp://127.0.0.1:0", "listen udp 127.0.0.1:0: udp://127.0.0.1:0 is a datagram address: serve it with ListenPacket (a net.PacketConn), not Listen"},
+		{"unixgram:@x", "listen unixgram @x: unixgram:@x is a datagram address: serve it with ListenPacket"},
+	} {
+		if ln, err := Listen(ctx, MustParseAddress(tt.in), nil); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			if ln != nil {
+				ln.Close()
+			}
+			t.Errorf("Listen(%q) error %v, want %q", tt.in, err, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		in, want string
+		is       error
+	}{
+		{"unixpacket:" + dir + "/p.sock", "listen unixpacket " + dir + "/p.sock: a seqpacket socket has connections: serve it with Listen, not ListenPacket", nil},
+		{"inetd", "listen inetd: inetd passes one stream connection on stdin and stdout, not a datagram socket: serve it with Listen, not ListenPacket", nil},
+		{"vsock:any:1234", "listen vsock any:1234: AF_VSOCK datagrams are not supported", errors.ErrUnsupported},
+		{"sd-listen:*", "listen systemd sd-listen:*: sd-listen:* merges every socket passed, and ListenPacket serves one", nil},
+	} {
+		pc, err := ListenPacket(ctx, MustParseAddress(tt.in), &Options{SDAcceptIgnoreEnvironment: true})
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			if pc != nil {
+				pc.Close()
+			}
+			t.Errorf("ListenPacket(%q) error %v, want %q", tt.in, err, tt.want)
+			continue
+		}
+		if tt.is != nil && !errors.Is(err, tt.is) {
+			t.Errorf("ListenPacket(%q) error %v does not wrap %v", tt.in, err, tt.is)
+		}
+	}
+	if _, err := os.Lstat(dir + "/p.sock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused ListenPacket left %s/p.sock: %v", dir, err)
+	}
+}

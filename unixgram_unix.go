@@ -1,0 +1,52 @@
+//go:build unix
+
+package anylisten
+
+import (
+	"net"
+	"os"
+
+	"github.com/anylisten/anylisten/internal/sockfile"
+	"golang.org/x/sys/unix"
+)
+
+// listenUnixgram binds a UNIX datagram socket to path, with the socket
+// file rules of listenUnix: the file appears at the path only once it is
+// bound and given its owner and mode (see internal/sockfile).
+func listenUnixgram(path string, o *Options) (net.PacketConn, error) {
+	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_DGRAM)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	file, err := sockfile.Create(path, fd, socketFileOptions(o), testHookBeforeListen)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	pc, err := filePacketConn(fd, path, o)
+	if err != nil {
+		file.Remove()
+		file.Close()
+		return nil, err
+	}
+	c := &UnixgramConn{UnixConn: pc.(*net.UnixConn), addr: &net.UnixAddr{Name: path, Net: "unixgram"}}
+	c.sf.own(file)
+	return c, nil
+}
+
+// filePacketConn makes a net.PacketConn of the bound datagram socket fd,
+// which it takes (closing it on error too), with o's buffer sizes; name
+// is for the *os.File.
+func filePacketConn(fd int, name string, o *Options) (net.PacketConn, error) {
+	f := os.NewFile(uintptr(fd), name)
+	pc, err := net.FilePacketConn(f)
+	f.Close() // package net holds its own duplicate
+	if err != nil {
+		return nil, err
+	}
+	if err := setPacketBuffers(pc, o); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return pc, nil
+}
