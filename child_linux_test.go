@@ -53,7 +53,12 @@ import (
 //	           ANYLISTEN_TEST_CLOSE_FIRST if set, close the first listener before Ready
 //	           ANYLISTEN_TEST_LATE_READY if set, call Ready only once SIGTERM came,
 //	                                   print "LATE READY: ERROR", close, exit 0
-//	         prints "LISTENER TYPE ADDR" on stderr for each listener, and
+//	           ANYLISTEN_TEST_PACKETS  addresses to ListenPacket on, after those of
+//	                                   ANYLISTEN_TEST_ADDRS (which may then be empty);
+//	                                   each datagram counts as a connection, and is
+//	                                   answered "ECHO TYPE LOCAL pid=PID: DATAGRAM"
+//	         prints "LISTENER TYPE ADDR" on stderr for each listener
+//	         ("PACKETCONN TYPE ADDR" for each datagram socket), and
 //	         "CLOEXEC FD=BOOL (ERR)" if asked; writes one line to each
 //	         connection, "CONN LISTENER LOCAL REMOTE LISTEN_FDS=...
 //	         KEEPIDLE=...", and closes it. A Listen or Ready error is
@@ -245,9 +250,40 @@ func serveChild() int {
 	before := openFDSet()
 	stdio := stdioState()
 	var lns []net.Listener
-	for _, s := range strings.Split(os.Getenv("ANYLISTEN_TEST_ADDRS"), ",") {
-		addr, err := ParseAddress(s)
-		if err == nil {
+	var pcs []net.PacketConn
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		for _, pc := range pcs {
+			pc.Close()
+		}
+	}
+	type listenArg struct {
+		s      string
+		packet bool
+	}
+	var list []listenArg
+	addrs, packets := os.Getenv("ANYLISTEN_TEST_ADDRS"), os.Getenv("ANYLISTEN_TEST_PACKETS")
+	if addrs != "" || packets == "" {
+		for _, s := range strings.Split(addrs, ",") {
+			list = append(list, listenArg{s, false})
+		}
+	}
+	if packets != "" {
+		for _, s := range strings.Split(packets, ",") {
+			list = append(list, listenArg{s, true})
+		}
+	}
+	for _, arg := range list {
+		addr, err := ParseAddress(arg.s)
+		if err == nil && arg.packet {
+			var pc net.PacketConn
+			if pc, err = ListenPacket(context.Background(), addr, &opts); err == nil {
+				pcs = append(pcs, pc)
+				continue
+			}
+		} else if err == nil {
 			var ln net.Listener
 			if ln, err = Listen(context.Background(), addr, &opts); err == nil {
 				lns = append(lns, ln)
@@ -255,17 +291,18 @@ func serveChild() int {
 			}
 		}
 		fmt.Fprintln(os.Stderr, "LISTEN ERROR:", err)
-		if now := stdioState(); len(lns) == 0 && now != stdio {
+		if now := stdioState(); len(lns)+len(pcs) == 0 && now != stdio {
 			fmt.Fprintf(os.Stderr, "STDIO CHANGED by a failed Listen: %s; before: %s\n", now, stdio)
 			return 4
 		}
-		for _, ln := range lns {
-			ln.Close()
-		}
+		closeAll()
 		return 3
 	}
 	for _, ln := range lns {
 		fmt.Fprintf(os.Stderr, "LISTENER %T %s\n", ln, ln.Addr())
+	}
+	for _, pc := range pcs {
+		fmt.Fprintf(os.Stderr, "PACKETCONN %T %s\n", pc, pc.LocalAddr())
 	}
 	if os.Getenv("ANYLISTEN_TEST_INHERITED") != "" {
 		for _, s := range Inherited() {
@@ -284,9 +321,7 @@ func serveChild() int {
 		<-term
 		err := Ready()
 		fmt.Fprintln(os.Stderr, "LATE READY:", err)
-		for _, ln := range lns {
-			ln.Close()
-		}
+		closeAll()
 		return 0
 	}
 	if os.Getenv("ANYLISTEN_TEST_CLOSE_FIRST") != "" {
@@ -306,14 +341,43 @@ func serveChild() int {
 		if d, err := time.ParseDuration(os.Getenv("ANYLISTEN_TEST_LINGER")); err == nil {
 			time.Sleep(d)
 		}
-		for _, ln := range lns {
-			ln.Close()
-		}
+		closeAll()
 		return 0
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	served := 0
+	// count counts one connection or datagram served, and closes
+	// everything after the last.
+	count := func() {
+		mu.Lock()
+		served++
+		done := conns > 0 && served >= conns
+		mu.Unlock()
+		if done {
+			closeAll()
+		}
+	}
+	for _, pc := range pcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 65536)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					if !errors.Is(err, net.ErrClosed) {
+						fmt.Fprintln(os.Stderr, "READ ERROR:", err)
+					}
+					return
+				}
+				if _, err := fmt.Fprintf(writerTo{pc, from}, "ECHO %T %s pid=%d: %s", pc, pc.LocalAddr(), os.Getpid(), buf[:n]); err != nil {
+					fmt.Fprintln(os.Stderr, "WRITE ERROR:", err)
+				}
+				count()
+			}
+		}()
+	}
 	for _, ln := range lns {
 		wg.Add(1)
 		go func() {
@@ -328,29 +392,26 @@ func serveChild() int {
 				}
 				fmt.Fprintf(c, "%T %T %s %s LISTEN_FDS=%s KEEPIDLE=%d\n", c, ln, c.LocalAddr(), c.RemoteAddr(), os.Getenv("LISTEN_FDS"), keepIdle(c))
 				c.Close()
-				mu.Lock()
-				served++
-				done := conns > 0 && served >= conns
-				mu.Unlock()
-				if done {
-					for _, l := range lns {
-						l.Close()
-					}
-					return
-				}
+				count()
 			}
 		}()
 	}
 	wg.Wait()
-	for _, ln := range lns {
-		ln.Close()
-	}
+	closeAll()
 	if leaked := childFDLeaks(before); len(leaked) > 0 {
 		fmt.Fprintf(os.Stderr, "FD LEAK: %v are open after Close; before Listen: %v\n", leaked, before)
 		return 4
 	}
 	return 0
 }
+
+// writerTo writes each Write as one datagram to addr.
+type writerTo struct {
+	pc   net.PacketConn
+	addr net.Addr
+}
+
+func (w writerTo) Write(b []byte) (int, error) { return w.pc.WriteTo(b, w.addr) }
 
 // stdioState describes fds 0, 1 and 2: what each points at and its file
 // status flags (O_NONBLOCK among them, which a failed Listen must not

@@ -292,13 +292,29 @@ func isClaimed(fd int) bool {
 // servesAs reports whether the inherited fd is a socket that Listen
 // (packet false: a stream or seqpacket socket) or ListenPacket (packet
 // true: a datagram socket) serves. What cannot be looked at counts as
-// either, for the claim to say what is wrong with it.
+// either, for the claim to say what is wrong with it. inherited.mu is
+// held.
 func servesAs(fd int, packet bool) bool {
+	if a, taken := inherited.addrs[fd]; taken { // closed since: it was what it is bound to
+		return isDatagram(a) == packet
+	}
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return true
 	}
 	return (typ == unix.SOCK_DGRAM) == packet
+}
+
+// isDatagram reports whether a is the address of a datagram socket, as
+// fdInfo.addr makes it.
+func isDatagram(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return true
+	case *net.UnixAddr:
+		return a.Net == "unixgram"
+	}
+	return false
 }
 
 // otherType says what the sockets are that the call does not serve.
