@@ -113,23 +113,6 @@ func TestSystemdSeqpacket(t *testing.T) {
 	}
 }
 
-// udpFile returns a bound UDP socket's file and its port.
-func udpFile(t testing.TB) (*os.File, string) {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	f, err := pc.(*net.UDPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-	return f, port
-}
-
 // askUDP sends msg to 127.0.0.1:port and returns the answer.
 func askUDP(t testing.TB, port, msg string) string {
 	t.Helper()

@@ -213,19 +213,40 @@ func handOver(files []*os.File, env []string, addrs, opts string, conns int) *ex
 }
 
 // tcpFile returns a listening TCP socket's file and its port.
-func tcpFile(t testing.TB) (*os.File, string) {
+func tcpFile(t testing.TB) (*os.File, string) { return netFile(t, "tcp") }
+
+// udpFile returns a bound UDP socket's file and its port.
+func udpFile(t testing.TB) (*os.File, string) { return netFile(t, "udp") }
+
+// netFile returns the file of a socket that package net made on
+// 127.0.0.1:0 (network "tcp": listening, "udp": bound), and its port.
+func netFile(t testing.TB, network string) (*os.File, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var c interface {
+		File() (*os.File, error)
+		Close() error
 	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
+	var addr net.Addr
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, addr = pc.(*net.UDPConn), pc.LocalAddr()
+	} else {
+		ln, err := net.Listen(network, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, addr = ln.(*net.TCPListener), ln.Addr()
+	}
+	defer c.Close()
+	f, err := c.File()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(addr.String())
 	return f, port
 }
 
