@@ -2,6 +2,7 @@ package anylisten
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,38 @@ import (
 //
 // It stops when its stdin is closed (or after a minute) and prints
 // "HITS N", the number of successful connects.
+
+// fileKind is a kind of socket that lives at a path: each attack runs on
+// every kind, since each places, chmods, chowns and removes its file.
+type fileKind struct {
+	name string
+	// cycles is how many cycles each attack runs: attackCycles for stream
+	// sockets, on which every attack was shown to catch the old code, and
+	// fewer for the others, which share the code that defeats them.
+	cycles int
+	// listen makes a socket of this kind at path.
+	listen func(path string, o *Options) (io.Closer, error)
+	// reach reports whether a client reaches the socket s at path.
+	reach func(s io.Closer, path string) bool
+}
+
+var fileKinds = []fileKind{
+	{"stream", attackCycles, func(p string, o *Options) (io.Closer, error) { return listenPath(p, o) },
+		func(s io.Closer, p string) bool { return reachable(s.(net.Listener), p) }},
+	{"seqpacket", attackCycles / 3, func(p string, o *Options) (io.Closer, error) {
+		return Listen(context.Background(), MustParseAddress("unixpacket:"+p), o)
+	}, func(s io.Closer, p string) bool { return reachable(s.(net.Listener), p) }},
+	{"datagram", attackCycles / 3, func(p string, o *Options) (io.Closer, error) {
+		return ListenPacket(context.Background(), MustParseAddress("unixgram:"+p), o)
+	}, func(s io.Closer, p string) bool { return reachableGram(s.(net.PacketConn), p) }},
+}
+
+// forKinds runs f as a subtest for every fileKind.
+func forKinds(t *testing.T, f func(t *testing.T, k fileKind)) {
+	for _, k := range fileKinds {
+		t.Run(k.name, func(t *testing.T) { f(t, k) })
+	}
+}
 
 // attackCycles is how many Listen/Close cycles each attack runs. The
 // old code was caught well within it (the fewest hits of any attack in
@@ -95,16 +128,22 @@ func attackStep(args []string) {
 	}
 }
 
-// connectOnce connects to the UNIX socket path and reports whether the
-// connect succeeded.
+// connectOnce connects to the UNIX socket path, with a stream, a
+// seqpacket and a datagram socket in turn (only the one of the socket's
+// own type can connect), and reports whether a connect succeeded.
 func connectOnce(path string) bool {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return false
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_SEQPACKET, unix.SOCK_DGRAM} {
+		fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		unix.Close(fd)
+		if err == nil || err == unix.EAGAIN {
+			return true
+		}
 	}
-	defer unix.Close(fd)
-	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-	return err == nil || err == unix.EAGAIN
+	return false
 }
 
 // attacker is a running attack; stop ends it and returns its hits.
@@ -196,138 +235,172 @@ func victimFile(t *testing.T) string {
 // Attack 1: chmod and chown follow a symbolic or hard link that the
 // attacker swaps in at the socket's name after bind.
 func TestAttackOwnerModeFollowsSwap(t *testing.T) {
-	for _, link := range []string{"symlink", "hardlink"} {
-		for _, asNobody := range []bool{false, true} {
-			if link == "hardlink" && asNobody {
-				continue // fs.protected_hardlinks keeps uid 65534 from linking root's file; root is the attacker here
-			}
-			t.Run(fmt.Sprintf("%s/nobody=%v", link, asNobody), func(t *testing.T) {
-				dir, exe := attackDir(t)
-				victim := victimFile(t)
-				sock, lnk := filepath.Join(dir, "s.sock"), filepath.Join(dir, "link")
-				// reset puts the link back where the attacker keeps it,
-				// and removes what a swap left at the socket's name.
-				reset := func() {
-					os.Remove(sock)
-					os.Remove(lnk)
-					if link == "symlink" {
-						symlink(t, victim, lnk)
-					} else if err := os.Link(victim, lnk); err != nil {
-						t.Fatal(err)
-					}
+	forKinds(t, func(t *testing.T, k fileKind) {
+		for _, link := range []string{"symlink", "hardlink"} {
+			for _, asNobody := range []bool{false, true} {
+				if link == "hardlink" && asNobody {
+					continue // fs.protected_hardlinks keeps uid 65534 from linking root's file; root is the attacker here
 				}
-				reset()
-				uid := uint32(65534)
-				opts := &Options{UnixListenChmod: 0o666, UnixListenUID: &uid, UnixListenUnlink: true}
-				a := startAttack(t, asNobody, exe, "swapin", sock, lnk)
-				hits, failed := 0, 0
-				for range attackCycles {
-					ln, err := listenPath(sock, opts)
-					if err == nil {
-						ln.Close()
-					} else {
-						failed++
-					}
-					var st unix.Stat_t
-					if err := unix.Stat(victim, &st); err != nil {
-						t.Fatal(err)
-					}
-					if st.Mode&0o7777 != 0o600 || st.Uid != 0 {
-						hits++
-						os.Chown(victim, 0, 0)
-						os.Chmod(victim, 0o600)
+				t.Run(fmt.Sprintf("%s/nobody=%v", link, asNobody), func(t *testing.T) {
+					dir, exe := attackDir(t)
+					victim := victimFile(t)
+					sock, lnk := filepath.Join(dir, "s.sock"), filepath.Join(dir, "link")
+					// reset puts the link back where the attacker keeps it,
+					// and removes what a swap left at the socket's name.
+					reset := func() {
+						os.Remove(sock)
+						os.Remove(lnk)
+						if link == "symlink" {
+							symlink(t, victim, lnk)
+						} else if err := os.Link(victim, lnk); err != nil {
+							t.Fatal(err)
+						}
 					}
 					reset()
-				}
-				a.stop(t)
-				t.Logf("%d cycles, %d Listen calls failed (the attacker swapped the path), %d hits", attackCycles, failed, hits)
-				if hits > 0 {
-					t.Errorf("the victim file got the socket's mode or owner %d times in %d cycles", hits, attackCycles)
-				}
-			})
+					uid := uint32(65534)
+					opts := &Options{UnixListenChmod: 0o666, UnixListenUID: &uid, UnixListenUnlink: true}
+					a := startAttack(t, asNobody, exe, "swapin", sock, lnk)
+					hits, failed := 0, 0
+					for range k.cycles {
+						ln, err := k.listen(sock, opts)
+						if err == nil {
+							ln.Close()
+						} else {
+							failed++
+						}
+						var st unix.Stat_t
+						if err := unix.Stat(victim, &st); err != nil {
+							t.Fatal(err)
+						}
+						if st.Mode&0o7777 != 0o600 || st.Uid != 0 {
+							hits++
+							os.Chown(victim, 0, 0)
+							os.Chmod(victim, 0o600)
+						}
+						reset()
+					}
+					a.stop(t)
+					t.Logf("%d cycles, %d Listen calls failed (the attacker swapped the path), %d hits", k.cycles, failed, hits)
+					if hits > 0 {
+						t.Errorf("the victim file got the socket's mode or owner %d times in %d cycles", hits, k.cycles)
+					}
+				})
+			}
 		}
-	}
+	})
 }
 
 // Attack 2: with a umask wider than the mode option, a client with fewer
 // rights connects in the moment between the file's creation and its chmod.
 func TestAttackConnectBeforeMode(t *testing.T) {
-	dir, exe := attackDir(t)
-	sock := filepath.Join(dir, "s.sock")
-	old := syscall.Umask(0)
-	t.Cleanup(func() { syscall.Umask(old) })
-	a := startAttack(t, true, exe, "connect", sock)
-	opts := &Options{UnixListenChmod: 0o600}
-	failed := 0
-	for range 3 * attackCycles {
-		ln, err := listenPath(sock, opts)
-		if err != nil {
-			failed++
-			continue
+	forKinds(t, func(t *testing.T, k fileKind) {
+		dir, exe := attackDir(t)
+		sock := filepath.Join(dir, "s.sock")
+		old := syscall.Umask(0)
+		t.Cleanup(func() { syscall.Umask(old) })
+		a := startAttack(t, true, exe, "connect", sock)
+		opts := &Options{UnixListenChmod: 0o600}
+		failed := 0
+		for range 3 * k.cycles {
+			ln, err := k.listen(sock, opts)
+			if err != nil {
+				failed++
+				continue
+			}
+			ln.Close()
 		}
-		ln.Close()
-	}
-	hits := a.stop(t)
-	t.Logf("%d cycles, %d failed, uid 65534 connected %d times", 3*attackCycles, failed, hits)
-	if failed > 0 {
-		t.Errorf("%d Listen calls failed", failed)
-	}
-	if hits > 0 {
-		t.Errorf("uid 65534 connected %d times to a socket whose mode is 0600 root", hits)
-	}
+		hits := a.stop(t)
+		t.Logf("%d cycles, %d failed, uid 65534 connected %d times", 3*k.cycles, failed, hits)
+		if failed > 0 {
+			t.Errorf("%d Listen calls failed", failed)
+		}
+		if hits > 0 {
+			t.Errorf("uid 65534 connected %d times to a socket whose mode is 0600 root", hits)
+		}
+	})
 }
 
 // Attack 3: two servers start on one path at once, with unlink and a stale
 // socket there, or none. Exactly one may serve it, and the other must be
 // told that a live server has it.
 func TestAttackTwoStarters(t *testing.T) {
-	dir := testenv.SocketDir(t)
-	sock := filepath.Join(dir, "s.sock")
-	opts := &Options{UnixListenUnlink: true}
-	bad := 0
-	for i := range attackCycles / 2 {
-		if i%2 == 0 {
-			staleSocket(t, sock)
-		}
-		var lns [2]net.Listener
-		var errs [2]error
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for j := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				lns[j], errs[j] = listenPath(sock, opts)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		var won []net.Listener
-		for j := range 2 {
-			if errs[j] == nil {
-				won = append(won, lns[j])
-			} else if !errors.Is(errs[j], syscall.EADDRINUSE) || !strings.Contains(errs[j].Error(), "live server") {
-				t.Errorf("round %d: the second starter's error is %q, want the live-server error", i, errs[j])
+	forKinds(t, func(t *testing.T, k fileKind) {
+		dir := testenv.SocketDir(t)
+		sock := filepath.Join(dir, "s.sock")
+		opts := &Options{UnixListenUnlink: true}
+		bad := 0
+		for i := range k.cycles / 2 {
+			if i%2 == 0 {
+				staleSocket(t, sock)
 			}
+			var lns [2]io.Closer
+			var errs [2]error
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for j := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					lns[j], errs[j] = k.listen(sock, opts)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			var won []io.Closer
+			for j := range 2 {
+				if errs[j] == nil {
+					won = append(won, lns[j])
+				} else if !errors.Is(errs[j], syscall.EADDRINUSE) || !strings.Contains(errs[j].Error(), "live server") {
+					t.Errorf("round %d: the second starter's error is %q, want the live-server error", i, errs[j])
+				}
+			}
+			if len(won) != 1 || !k.reach(won[0], sock) {
+				bad++
+			}
+			for _, ln := range won {
+				ln.Close()
+			}
+			os.Remove(sock)
 		}
-		if len(won) != 1 || !reachable(won[0], sock) {
-			bad++
+		t.Logf("%d rounds, %d without exactly one reachable server", k.cycles/2, bad)
+		if bad > 0 {
+			t.Errorf("%d of %d rounds did not end with exactly one server, reachable at the path", bad, k.cycles/2)
 		}
-		for _, ln := range won {
-			ln.Close()
-		}
-		os.Remove(sock)
+	})
+}
+
+// liveGram binds a UNIX datagram socket at path, kept open until the test
+// ends: a live server's socket of another type than a stream one (a
+// stream connect to it fails with EPROTOTYPE, not ECONNREFUSED).
+func liveGram(t testing.TB, path string) {
+	t.Helper()
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%d rounds, %d without exactly one reachable server", attackCycles/2, bad)
-	if bad > 0 {
-		t.Errorf("%d of %d rounds did not end with exactly one server, reachable at the path", bad, attackCycles/2)
+	t.Cleanup(func() { c.Close() })
+}
+
+// reachableGram reports whether a datagram sent to path reaches pc.
+func reachableGram(pc net.PacketConn, path string) bool {
+	c, err := net.Dial("unixgram", path)
+	if err != nil {
+		return false
 	}
+	defer c.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		return false
+	}
+	pc.SetReadDeadline(time.Now().Add(time.Second))
+	defer pc.SetReadDeadline(time.Time{})
+	_, _, err = pc.ReadFrom(make([]byte, 1))
+	return err == nil
 }
 
 // reachable reports whether a connect to path reaches ln.
 func reachable(ln net.Listener, path string) bool {
-	c, err := net.DialTimeout("unix", path, time.Second)
+	c, err := net.DialTimeout(ln.Addr().Network(), path, time.Second)
 	if err != nil {
 		return false
 	}
@@ -345,38 +418,40 @@ func reachable(ln net.Listener, path string) bool {
 // Attack 4: Close removes a file the attacker swapped in at the socket's
 // name (RENAME_EXCHANGE) between its check and its removal.
 func TestAttackCloseRemovesSwapped(t *testing.T) {
-	for _, asNobody := range []bool{false, true} {
-		t.Run(fmt.Sprintf("nobody=%v", asNobody), func(t *testing.T) {
-			dir, exe := attackDir(t)
-			sock, decoy := filepath.Join(dir, "s.sock"), filepath.Join(dir, "decoy")
-			held := holdDecoy(t, decoy, sock)
-			a := startAttack(t, asNobody, exe, "exchange", sock, decoy)
-			opts := &Options{UnixListenUnlink: true}
-			hits, failed := 0, 0
-			for range attackCycles {
-				ln, err := listenPath(sock, opts)
-				if err != nil {
-					failed++
-					continue
+	forKinds(t, func(t *testing.T, k fileKind) {
+		for _, asNobody := range []bool{false, true} {
+			t.Run(fmt.Sprintf("nobody=%v", asNobody), func(t *testing.T) {
+				dir, exe := attackDir(t)
+				sock, decoy := filepath.Join(dir, "s.sock"), filepath.Join(dir, "decoy")
+				held := holdDecoy(t, decoy, sock)
+				a := startAttack(t, asNobody, exe, "exchange", sock, decoy)
+				opts := &Options{UnixListenUnlink: true}
+				hits, failed := 0, 0
+				for range k.cycles {
+					ln, err := k.listen(sock, opts)
+					if err != nil {
+						failed++
+						continue
+					}
+					ln.Close()
+					var st unix.Stat_t
+					if err := unix.Fstat(int(held.Fd()), &st); err != nil {
+						t.Fatal(err)
+					}
+					if st.Nlink == 0 {
+						hits++
+						held.Close()
+						held = holdDecoy(t, decoy, sock)
+					}
 				}
-				ln.Close()
-				var st unix.Stat_t
-				if err := unix.Fstat(int(held.Fd()), &st); err != nil {
-					t.Fatal(err)
+				a.stop(t)
+				t.Logf("%d cycles, %d Listen calls failed, %d files removed that were not the socket", k.cycles, failed, hits)
+				if hits > 0 {
+					t.Errorf("Close removed the swapped-in file %d times in %d cycles", hits, k.cycles)
 				}
-				if st.Nlink == 0 {
-					hits++
-					held.Close()
-					held = holdDecoy(t, decoy, sock)
-				}
-			}
-			a.stop(t)
-			t.Logf("%d cycles, %d Listen calls failed, %d files removed that were not the socket", attackCycles, failed, hits)
-			if hits > 0 {
-				t.Errorf("Close removed the swapped-in file %d times in %d cycles", hits, attackCycles)
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // holdDecoy creates the regular file decoy and returns it open, so that
@@ -402,64 +477,67 @@ func holdDecoy(t *testing.T, decoy, sock string) *os.File {
 // after every kind of failed Listen; the directory lists exactly what it
 // did before.
 func TestSocketFileLeavesNothing(t *testing.T) {
-	checkNoFDLeak(t)
-	dir := testenv.SocketDir(t)
-	sock := filepath.Join(dir, "s.sock")
-	writeFile(t, filepath.Join(dir, "keep"), "precious")
-	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	opts := &Options{UnixListenUnlink: true, UnixListenChmod: 0o660, UnixListenUID: &uid, UnixListenGID: &gid}
-	before := snapshotDir(t, dir)
-	same := func(after string) {
-		t.Helper()
-		if diff := cmp.Diff(before, snapshotDir(t, dir)); diff != "" {
-			t.Errorf("after %s, the directory differs (-before +after):\n%s", after, diff)
+	forKinds(t, func(t *testing.T, k fileKind) {
+		checkNoFDLeak(t)
+		dir := testenv.SocketDir(t)
+		sock := filepath.Join(dir, "s.sock")
+		writeFile(t, filepath.Join(dir, "keep"), "precious")
+		uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+		opts := &Options{UnixListenUnlink: true, UnixListenChmod: 0o660, UnixListenUID: &uid, UnixListenGID: &gid}
+		before := snapshotDir(t, dir)
+		same := func(after string) {
+			t.Helper()
+			if diff := cmp.Diff(before, snapshotDir(t, dir)); diff != "" {
+				t.Errorf("after %s, the directory differs (-before +after):\n%s", after, diff)
+			}
 		}
-	}
-	for range 200 {
-		ln, err := listenPath(sock, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
-	}
-	same("200 Listen/Close cycles")
-
-	old := testHookBeforeListen
-	t.Cleanup(func() { testHookBeforeListen = old })
-	testHookBeforeListen = func(string) error { return errors.New("injected failure before listen") }
-	if _, err := listenPath(sock, opts); err == nil || !strings.Contains(err.Error(), "injected") {
-		t.Errorf("Listen with a failure before listen: %v", err)
-	}
-	testHookBeforeListen = old
-	same("a Listen that failed after bind, chown and chmod")
-
-	fails := []struct {
-		name  string
-		setup func() // makes what is in the way; undone after
-		path  string
-		opts  *Options
-	}{
-		{"a stale socket without unlink", func() { staleSocket(t, sock) }, sock, &Options{}},
-		{"a live server's socket", func() { liveSocket(t, sock) }, sock, opts},
-		{"a regular file", func() { writeFile(t, sock, "x") }, sock, opts},
-		{"a symbolic link", func() { symlink(t, "keep", sock) }, sock, opts},
-		{"a directory", func() { os.Mkdir(sock, 0o755) }, sock, opts},
-		{"a missing directory", func() {}, filepath.Join(dir, "nodir", "s.sock"), opts},
-		{"a regular file as the directory", func() {}, filepath.Join(dir, "keep", "s.sock"), opts},
-	}
-	for _, f := range fails {
-		f.setup()
-		mid := snapshotDir(t, dir)
-		if ln, err := listenPath(f.path, f.opts); err == nil {
+		for range 200 {
+			ln, err := k.listen(sock, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
 			ln.Close()
-			t.Errorf("Listen with %s in the way succeeded", f.name)
 		}
-		if diff := cmp.Diff(mid, snapshotDir(t, dir)); diff != "" {
-			t.Errorf("a Listen that failed for %s changed the directory (-before +after):\n%s", f.name, diff)
+		same("200 Listen/Close cycles")
+
+		old := testHookBeforeListen
+		t.Cleanup(func() { testHookBeforeListen = old })
+		testHookBeforeListen = func(string) error { return errors.New("injected failure before listen") }
+		if _, err := k.listen(sock, opts); err == nil || !strings.Contains(err.Error(), "injected") {
+			t.Errorf("Listen with a failure before listen: %v", err)
 		}
-		os.RemoveAll(sock)
-		same("a Listen that failed for " + f.name)
-	}
+		testHookBeforeListen = old
+		same("a Listen that failed after bind, chown and chmod")
+
+		fails := []struct {
+			name  string
+			setup func() // makes what is in the way; undone after
+			path  string
+			opts  *Options
+		}{
+			{"a stale socket without unlink", func() { staleSocket(t, sock) }, sock, &Options{}},
+			{"a live server's socket", func() { liveSocket(t, sock) }, sock, opts},
+			{"a live datagram server's socket", func() { liveGram(t, sock) }, sock, opts},
+			{"a regular file", func() { writeFile(t, sock, "x") }, sock, opts},
+			{"a symbolic link", func() { symlink(t, "keep", sock) }, sock, opts},
+			{"a directory", func() { os.Mkdir(sock, 0o755) }, sock, opts},
+			{"a missing directory", func() {}, filepath.Join(dir, "nodir", "s.sock"), opts},
+			{"a regular file as the directory", func() {}, filepath.Join(dir, "keep", "s.sock"), opts},
+		}
+		for _, f := range fails {
+			f.setup()
+			mid := snapshotDir(t, dir)
+			if ln, err := k.listen(f.path, f.opts); err == nil {
+				ln.Close()
+				t.Errorf("Listen with %s in the way succeeded", f.name)
+			}
+			if diff := cmp.Diff(mid, snapshotDir(t, dir)); diff != "" {
+				t.Errorf("a Listen that failed for %s changed the directory (-before +after):\n%s", f.name, diff)
+			}
+			os.RemoveAll(sock)
+			same("a Listen that failed for " + f.name)
+		}
+	})
 }
 
 // SocketPath maps the LocalAddr of an accepted connection back to the
@@ -503,60 +581,62 @@ func TestSocketPath(t *testing.T) {
 // an fd while it is probed and compared: a live server's socket file is
 // never removed, whatever is swapped.
 func TestAttackStaleProbeSwap(t *testing.T) {
-	dir := testenv.SocketDir(t)
-	sock, decoy := filepath.Join(dir, "s.sock"), filepath.Join(dir, "decoy")
-	// live is another server's socket at sock, pinned by an O_PATH fd so
-	// that its link count says whether its file was removed.
-	var live *net.UnixListener
-	var pin int
-	restart := func() {
-		if live != nil {
-			live.Close()
-			unix.Close(pin)
+	forKinds(t, func(t *testing.T, k fileKind) {
+		dir := testenv.SocketDir(t)
+		sock, decoy := filepath.Join(dir, "s.sock"), filepath.Join(dir, "decoy")
+		// live is another server's socket at sock, pinned by an O_PATH fd so
+		// that its link count says whether its file was removed.
+		var live *net.UnixListener
+		var pin int
+		restart := func() {
+			if live != nil {
+				live.Close()
+				unix.Close(pin)
+			}
+			os.Remove(sock)
+			os.Remove(decoy)
+			var err error
+			if live, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
+				t.Fatal(err)
+			}
+			live.SetUnlinkOnClose(false)
+			if pin, err = unix.Open(sock, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+				t.Fatal(err)
+			}
+			staleSocket(t, decoy)
 		}
-		os.Remove(sock)
-		os.Remove(decoy)
-		var err error
-		if live, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
-			t.Fatal(err)
-		}
-		live.SetUnlinkOnClose(false)
-		if pin, err = unix.Open(sock, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
-			t.Fatal(err)
-		}
-		staleSocket(t, decoy)
-	}
-	restart()
-	t.Cleanup(func() { live.Close(); unix.Close(pin) })
-	a := startAttack(t, false, "", "exchange", sock, decoy)
-	hits := 0
-	for range attackCycles {
-		if ln, err := listenPath(sock, &Options{UnixListenUnlink: true}); err == nil {
-			ln.Close()
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(pin, &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.Nlink == 0 {
-			hits++
-			restart()
-			continue
-		}
-		// A stale socket the Listen removed (legitimately) comes back,
-		// for the attacker to swap again.
-		for _, p := range []string{sock, decoy} {
-			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-				if fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
-					unix.Bind(fd, &unix.SockaddrUnix{Name: p})
-					unix.Close(fd)
+		restart()
+		t.Cleanup(func() { live.Close(); unix.Close(pin) })
+		a := startAttack(t, false, "", "exchange", sock, decoy)
+		hits := 0
+		for range k.cycles {
+			if ln, err := k.listen(sock, &Options{UnixListenUnlink: true}); err == nil {
+				ln.Close()
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(pin, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Nlink == 0 {
+				hits++
+				restart()
+				continue
+			}
+			// A stale socket the Listen removed (legitimately) comes back,
+			// for the attacker to swap again.
+			for _, p := range []string{sock, decoy} {
+				if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+					if fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
+						unix.Bind(fd, &unix.SockaddrUnix{Name: p})
+						unix.Close(fd)
+					}
 				}
 			}
 		}
-	}
-	a.stop(t)
-	t.Logf("%d rounds, a live server's socket file removed %d times", attackCycles, hits)
-	if hits > 0 {
-		t.Errorf("a Listen with unlink removed a live server's socket file %d times in %d rounds", hits, attackCycles)
-	}
+		a.stop(t)
+		t.Logf("%d rounds, a live server's socket file removed %d times", k.cycles, hits)
+		if hits > 0 {
+			t.Errorf("a Listen with unlink removed a live server's socket file %d times in %d rounds", hits, k.cycles)
+		}
+	})
 }
