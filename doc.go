@@ -25,6 +25,9 @@
 //	inetd                                                   one connection on stdin/stdout (unix platforms)
 //	sd-listen, sd-listen:NAME, sd-listen:*, fd://N          sockets passed by systemd (unix platforms)
 //	vsock:CID:PORT                                          AF_VSOCK (Linux)
+//	udp://HOST:PORT                                         UDP, for ListenPacket (all platforms)
+//	unixpacket:/run/app.sock, unixpacket:@name              UNIX SOCK_SEQPACKET, for Listen (unix platforms; @name Linux)
+//	unixgram:/run/app.sock, unixgram:@name                  UNIX datagram socket, for ListenPacket (unix platforms; @name Linux)
 //
 // ParseAddress documents every form. It accepts the same forms on every
 // platform, with one difference: UNIX socket paths and abstract names are
@@ -43,6 +46,16 @@
 // net.Listen. See Listen for the concrete listener types; the one
 // exception is the single connection of inetd mode and of systemd's
 // Accept=yes, which embeds the real connection to learn when it is closed.
+//
+// # Datagram sockets
+//
+// ListenPacket turns the same strings into a net.PacketConn: a TCP form
+// or udp:// into a *net.UDPConn, a UNIX path into a *UnixgramConn (a
+// *net.UnixConn whose Close removes its socket file), @name into a
+// *net.UnixConn, and sd-listen, sd-listen:NAME and fd://N into the passed
+// datagram socket. So one address serves a server's stream and datagram
+// sides (DNS on :53), and Upgrader.ListenPacket hands datagram sockets to a
+// successor with what is queued in them.
 //
 // # Inherited sockets
 //

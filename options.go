@@ -25,7 +25,9 @@ type Options struct {
 	// before binding: one that is a socket and that nobody accepts on (a
 	// connect probe is refused). A live server's socket, a regular file, a
 	// directory and a symlink are never removed. Default false: a leftover
-	// socket file is an error that names this option. UNIX paths only.
+	// socket file is an error that names this option. UNIX paths only (of
+	// stream, seqpacket and datagram sockets alike, as are the other
+	// UnixListen options).
 	UnixListenUnlink bool `json:"unix_listen_unlink,omitempty" yaml:"unix_listen_unlink,omitempty" toml:"unix_listen_unlink,omitempty"`
 
 	// UnixListenChmod sets the mode of the socket file before it appears
@@ -62,10 +64,11 @@ type Options struct {
 
 	// TCPReusePort sets SO_REUSEPORT on the listening socket, so that
 	// several processes can listen on one port and the kernel spreads
-	// connections among them. Default false. TCP only (never set on UNIX
-	// sockets, which Linux 6.12 and newer refuse); an error wrapping
-	// errors.ErrUnsupported on systems without SO_REUSEPORT (Windows,
-	// Solaris).
+	// connections among them (for ListenPacket, on the UDP socket, so that
+	// the kernel spreads datagrams). Default false. TCP and UDP only (never
+	// set on UNIX sockets, which Linux 6.12 and newer refuse); an error
+	// wrapping errors.ErrUnsupported on systems without SO_REUSEPORT
+	// (Windows, Solaris).
 	TCPReusePort bool `json:"tcp_reuse_port,omitempty" yaml:"tcp_reuse_port,omitempty" toml:"tcp_reuse_port,omitempty"`
 
 	// RecvBufferSize and SendBufferSize set SO_RCVBUF and SO_SNDBUF, in
@@ -74,16 +77,18 @@ type Options struct {
 	// TCP they are set on the listening socket, before listen, so that
 	// accepted connections inherit them and the window scale fits (for an
 	// inherited TCP socket, on the listening socket when Listen takes it);
-	// for UNIX and abstract sockets on each accepted connection. Not used
-	// for inetd's stdin and stdout. An error wrapping errors.ErrUnsupported
-	// outside Unix.
+	// for UNIX and abstract sockets on each accepted connection; for
+	// ListenPacket's datagram sockets (UDP, UNIX, inherited) on the socket
+	// itself. Not used for inetd's stdin and stdout. An error wrapping
+	// errors.ErrUnsupported outside Unix.
 	RecvBufferSize int `json:"recv_buffer_size,omitempty" yaml:"recv_buffer_size,omitempty" toml:"recv_buffer_size,omitempty"`
 	SendBufferSize int `json:"send_buffer_size,omitempty" yaml:"send_buffer_size,omitempty" toml:"send_buffer_size,omitempty"`
 
-	// TCPOnlyV6 sets IPV6_V6ONLY on an IPv6 listening socket, so that it
-	// takes no IPv4 connections; :PORT then listens on IPv6 only. Default
-	// false: [::]:PORT and :PORT are dual stack. Ignored for IPv4 addresses;
-	// an error wrapping errors.ErrUnsupported outside Unix.
+	// TCPOnlyV6 sets IPV6_V6ONLY on an IPv6 listening socket (and on
+	// ListenPacket's IPv6 UDP socket), so that it takes no IPv4
+	// connections or datagrams; :PORT then listens on IPv6 only. Default
+	// false: [::]:PORT and :PORT are dual stack. Ignored for IPv4
+	// addresses; an error wrapping errors.ErrUnsupported outside Unix.
 	TCPOnlyV6 bool `json:"tcp_only_v6,omitempty" yaml:"tcp_only_v6,omitempty" toml:"tcp_only_v6,omitempty"`
 
 	// TCPListenBacklog is the listen() backlog: how many connections the

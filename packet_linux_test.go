@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/anylisten/anylisten/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // listenPacketT opens s with ListenPacket and closes it at cleanup.
@@ -206,5 +208,85 @@ func TestPacketStreamRefusals(t *testing.T) {
 	}
 	if _, err := os.Lstat(dir + "/p.sock"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused ListenPacket left %s/p.sock: %v", dir, err)
+	}
+}
+
+// sockoptInt reads an int socket option of pc.
+func sockoptInt(t testing.TB, pc net.PacketConn, level, opt int) int {
+	t.Helper()
+	rc, err := pc.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	}).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := -1
+	var gerr error
+	rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), level, opt) })
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	return v
+}
+
+// TestListenPacketOptions: the options that apply to datagram sockets are
+// set on them; a UDP port in use is EADDRINUSE, unless both sockets have
+// SO_REUSEPORT.
+func TestListenPacketOptions(t *testing.T) {
+	checkNoFDLeak(t)
+	ctx := context.Background()
+	o := &Options{RecvBufferSize: 65536, SendBufferSize: 32768, TCPReusePort: true}
+	pc := listenPacketT(t, "127.0.0.1:0", o)
+	// Linux doubles the value it is given.
+	if got := sockoptInt(t, pc, unix.SOL_SOCKET, unix.SO_RCVBUF); got != 2*65536 {
+		t.Errorf("SO_RCVBUF = %d, want %d", got, 2*65536)
+	}
+	if got := sockoptInt(t, pc, unix.SOL_SOCKET, unix.SO_SNDBUF); got != 2*32768 {
+		t.Errorf("SO_SNDBUF = %d, want %d", got, 2*32768)
+	}
+	if got := sockoptInt(t, pc, unix.SOL_SOCKET, unix.SO_REUSEPORT); got != 1 {
+		t.Errorf("SO_REUSEPORT = %d, want 1", got)
+	}
+	same := MustParseAddress(pc.LocalAddr().String())
+	second, err := ListenPacket(ctx, same, o)
+	if err != nil {
+		t.Errorf("a second ListenPacket with tcp_reuse_port on the same port: %v", err)
+	} else {
+		second.Close()
+	}
+	if c, err := ListenPacket(ctx, same, nil); !errors.Is(err, syscall.EADDRINUSE) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("ListenPacket of a port in use without reuse-port: %v, want EADDRINUSE", err)
+	} else if want := "listen udp " + same.HostPort() + ": "; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q does not start with %q", err, want)
+	}
+
+	v6 := listenPacketT(t, "[::]:0", &Options{TCPOnlyV6: true})
+	if got := sockoptInt(t, v6, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); got != 1 {
+		t.Errorf("IPV6_V6ONLY = %d, want 1", got)
+	}
+	dual := listenPacketT(t, "[::]:0", nil)
+	if got := sockoptInt(t, dual, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); got != 0 {
+		t.Errorf("IPV6_V6ONLY = %d without the option, want 0", got)
+	}
+
+	gram := listenPacketT(t, filepath.Join(testenv.SocketDir(t), "g.sock"), &Options{RecvBufferSize: 65536})
+	if got := sockoptInt(t, gram, unix.SOL_SOCKET, unix.SO_RCVBUF); got != 2*65536 {
+		t.Errorf("unixgram SO_RCVBUF = %d, want %d", got, 2*65536)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if c, err := ListenPacket(cctx, MustParseAddress("127.0.0.1:0"), nil); !errors.Is(err, context.Canceled) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("ListenPacket with a cancelled context: %v", err)
+	}
+	if c, err := ListenPacket(ctx, Address{}, nil); err == nil {
+		c.Close()
+		t.Error("ListenPacket of the zero Address succeeded")
 	}
 }

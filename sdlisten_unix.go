@@ -373,7 +373,7 @@ func claimPacketLocked(f sdFD, a Address, o *Options) (net.PacketConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", f, err)
 	}
-	markLocked(infos, a)
+	markLocked(infos, packetForm(a)) // Inherited says udp://:53 took it, not :53
 	return pc, nil
 }
 
