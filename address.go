@@ -698,6 +698,9 @@ func (a Address) String() string {
 		return "udp://" + a.hostPort()
 	case KindUnix:
 		if a.typ != 0 {
+			if strings.HasPrefix(a.str, "//") { // not to be read as SCHEME://
+				return a.Network() + "://" + a.str
+			}
 			return a.Network() + ":" + a.str
 		}
 		if strings.HasPrefix(a.str, "/") || strings.HasPrefix(a.str, "./") || strings.HasPrefix(a.str, "../") {

@@ -56,6 +56,8 @@ var acceptedAddresses = []struct {
 	{"unixgram:/run/app.sock", KindUnix, "unixgram:/run/app.sock"},
 	{"unixgram:./app.sock", KindUnix, "unixgram:./app.sock"},
 	{"unixgram:@name", KindAbstract, "unixgram:@name"},
+	{"unixgram:////run/app.sock", KindUnix, "unixgram:////run/app.sock"},
+	{"unixpacket:///./app.sock", KindUnix, "unixpacket:/./app.sock"},
 	{"/run/app.sock", KindUnix, "/run/app.sock"},
 	{"./app.sock", KindUnix, "./app.sock"},
 	{"../app.sock", KindUnix, "../app.sock"},
@@ -319,7 +321,7 @@ func FuzzParseAddress(f *testing.F) {
 }
 
 func TestParseAddressAllocs(t *testing.T) {
-	for _, s := range []string{"127.0.0.1:8080", ":8080", "[::1]:80", "8080", "/run/app.sock", "./app.sock", "@name", "sd-listen:http", "vsock:any:80"} {
+	for _, s := range []string{"127.0.0.1:8080", ":8080", "[::1]:80", "8080", "/run/app.sock", "./app.sock", "@name", "sd-listen:http", "vsock:any:80", "udp://127.0.0.1:53", "unixpacket:/run/app.sock", "unixgram:@name"} {
 		if n := testing.AllocsPerRun(100, func() { _, _ = ParseAddress(s) }); n != 0 {
 			t.Errorf("ParseAddress(%q) allocates %v times, want 0", s, n)
 		}
