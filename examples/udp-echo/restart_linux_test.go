@@ -28,15 +28,23 @@ const answerTimeout = 5 * time.Second
 type restartServer struct {
 	pid     int    // the process that serves now
 	logPath string // the log of all of them
-	addr    string // the LISTEN_ADDRESS: 127.0.0.1:PORT or a socket path
+	addr    string // where it listens: 127.0.0.1:PORT or a socket path
 	dir     string // a directory for the clients' socket files
 }
 
-// startRestartable starts udp-echo on a UDP port (unix false) or a UNIX
-// socket path, with its logs in a file: its successors inherit the file,
-// not a pipe that the test would have to keep open. They are all in a new
-// process group, killed when the test ends.
-func startRestartable(t *testing.T, bin string, unix bool, extra ...string) *restartServer {
+// Kinds of socket a restart test serves on.
+const (
+	restartUDP      = "udp"       // 127.0.0.1:PORT
+	restartUnixgram = "unixgram"  // a socket path udp-echo binds
+	restartSystemd  = "sd-listen" // a socket path systemd-socket-activate -d binds
+)
+
+// startRestartable starts udp-echo on a socket of the kind on, with its
+// logs in a file: its successors inherit the file, not a pipe that the
+// test would have to keep open. They are all in a new process group,
+// killed when the test ends. Under systemd-socket-activate, udp-echo
+// starts with the first datagram sent.
+func startRestartable(t *testing.T, bin, on string, extra ...string) *restartServer {
 	t.Helper()
 	s := &restartServer{dir: testenv.SocketDir(t)}
 	s.logPath = filepath.Join(s.dir, "log")
@@ -45,14 +53,29 @@ func startRestartable(t *testing.T, bin string, unix bool, extra ...string) *res
 		t.Fatal(err)
 	}
 	defer log.Close()
+	// A restart waits for the old udp-echo to exit: no -race delay.
+	env := testenv.ExitAtOnce(nil)
 	for attempt := 1; ; attempt++ {
-		s.addr = localUDP(testenv.FreeUDPPort(t))
-		if unix {
+		var cmd *exec.Cmd
+		listening := "udp-echo: listening on "
+		switch on {
+		case restartUDP:
+			s.addr = localUDP(testenv.FreeUDPPort(t))
+			cmd = exec.Command(bin, append([]string{s.addr}, extra...)...)
+		case restartUnixgram:
 			s.addr = filepath.Join(s.dir, "echo.sock")
+			cmd = exec.Command(bin, append([]string{s.addr}, extra...)...)
+		case restartSystemd:
+			s.addr = filepath.Join(s.dir, "echo.sock")
+			tool := testenv.NeedTool(t, "systemd-socket-activate")
+			args := []string{"-d", "-l", s.addr, "-E", env[len(env)-1], "--", bin, "sd-listen"}
+			cmd = exec.Command(tool, append(args, extra...)...)
+			listening = "Listening on "
+		default:
+			t.Fatalf("unknown kind %q", on)
 		}
-		cmd := exec.Command(bin, append([]string{s.addr}, extra...)...)
 		cmd.Stdout, cmd.Stderr = log, log
-		cmd.Env = testenv.ExitAtOnce(nil) // a restart waits for the old udp-echo to exit
+		cmd.Env = env
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -60,7 +83,7 @@ func startRestartable(t *testing.T, bin string, unix bool, extra ...string) *res
 		s.pid = cmd.Process.Pid
 		go cmd.Wait()
 		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }) // every successor too
-		if s.waitLog(t, "listening on", 1) == nil {
+		if s.waitLog(t, listening, 1) == nil {
 			return s
 		}
 		if attempt == 5 || !strings.Contains(s.log(t), "address already in use") {
@@ -95,7 +118,7 @@ func (s *restartServer) dial(t *testing.T, i int) net.Conn {
 	t.Helper()
 	var c net.Conn
 	var err error
-	if strings.HasPrefix(s.addr, "/") {
+	if filepath.IsAbs(s.addr) {
 		local := &net.UnixAddr{Name: filepath.Join(s.dir, fmt.Sprintf("client%d.sock", i)), Net: "unixgram"}
 		c, err = net.DialUnix("unixgram", local, &net.UnixAddr{Name: s.addr, Net: "unixgram"})
 	} else {
@@ -164,8 +187,8 @@ func (s *restartServer) stop(t *testing.T) map[int]int {
 }
 
 // expectedLog matches the lines udp-echo logs in a restart that works,
-// and in one whose successor fails.
-var expectedLog = regexp.MustCompile(`^udp-echo: (listening on \S+|restarted as pid \d+; answering what was read|signal received, stopping|datagrams answered by pid \d+: \d+|restart failed, serving on: anylisten: the successor \(pid \d+\) .*)\n$`)
+// and in one whose successor fails; and those of systemd-socket-activate.
+var expectedLog = regexp.MustCompile(`^(udp-echo: (listening on \S+|restarted as pid \d+; answering what was read|signal received, stopping|datagrams answered by pid \d+: \d+|restart failed, serving on: anylisten: the successor \(pid \d+\) .*)|Listening on \S+ as 3\.|Communication attempt on fd 3\.|Execing .*)\n$`)
 
 var answeredLine = regexp.MustCompile(`datagrams answered by pid (\d+): (\d+)\n`)
 
@@ -280,8 +303,9 @@ func (l *load) check(t *testing.T, s *restartServer, answered map[int]int, pids 
 }
 
 // TestRestartUnderLoad restarts udp-echo with SIGHUP several times while
-// clients send numbered datagrams, each waiting for its echo, over UDP
-// and over a UNIX datagram socket: not one datagram may go unanswered or
+// clients send numbered datagrams, each waiting for its echo, over UDP,
+// over a UNIX datagram socket, and over one systemd-socket-activate passed
+// (its file must outlive udp-echo): not one datagram may go unanswered or
 // come back changed, every restart must hand over to a new process that
 // answers, and the old ones must exit.
 func TestRestartUnderLoad(t *testing.T) {
@@ -289,13 +313,9 @@ func TestRestartUnderLoad(t *testing.T) {
 	if testing.Short() {
 		restarts, clients = 3, 4
 	}
-	for _, unix := range []bool{false, true} {
-		name := "udp"
-		if unix {
-			name = "unixgram"
-		}
-		t.Run(name, func(t *testing.T) {
-			s := startRestartable(t, echoPath, unix)
+	for _, on := range []string{restartUDP, restartUnixgram, restartSystemd} {
+		t.Run(on, func(t *testing.T) {
+			s := startRestartable(t, echoPath, on)
 			pids := []int{s.pid}
 			l := startLoad(t, s, clients)
 			for i := 1; i <= restarts; i++ {
@@ -304,17 +324,18 @@ func TestRestartUnderLoad(t *testing.T) {
 				pids = append(pids, s.pid)
 			}
 			l.waitAnswers(t, 50)
-			if unix {
+			if on != restartUDP {
 				if _, err := os.Lstat(s.addr); err != nil {
 					t.Errorf("the UNIX socket file is gone after the restarts: %v", err)
 				}
 			}
 			l.end()
 			l.check(t, s, s.stop(t), pids)
-			if unix {
-				if _, err := os.Lstat(s.addr); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("socket file after the last udp-echo stopped: %v", err)
-				}
+			switch _, err := os.Lstat(s.addr); {
+			case on == restartUnixgram && !errors.Is(err, os.ErrNotExist):
+				t.Errorf("socket file after the last udp-echo stopped: %v", err)
+			case on == restartSystemd && err != nil:
+				t.Errorf("the socket file systemd-socket-activate made is gone after the last udp-echo stopped: %v", err)
 			}
 		})
 	}
@@ -326,7 +347,7 @@ func TestRestartUnderLoad(t *testing.T) {
 func TestRestartBadSuccessor(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "udp-echo")
 	copyFile(t, echoPath, bin)
-	s := startRestartable(t, bin, false, "--restart-timeout", "1s")
+	s := startRestartable(t, bin, restartUDP, "--restart-timeout", "1s")
 	pids := []int{s.pid}
 	l := startLoad(t, s, 4)
 	for i, script := range []string{"#!/bin/sh\nexit 3\n", "#!/bin/sh\nexec sleep 60\n"} {
