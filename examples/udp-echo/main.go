@@ -1,7 +1,7 @@
 // Command udp-echo is the smallest datagram server built on anylisten: it
 // sends every datagram back to its sender, unchanged, on any datagram
-// address anylisten takes. It is the Go twin of tako's raw UDP example
-// (examples/udp-echo of tako-rs), and hello's UDP twin.
+// address anylisten takes. It is the Go twin of the raw UDP example of the
+// Rust framework tako (its examples/udp-echo), and hello's UDP twin.
 //
 // Usage:
 //
