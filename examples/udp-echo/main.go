@@ -20,12 +20,13 @@
 // datagram is), which would come back cut.
 //
 // Help, errors and logs go to standard error. udp-echo prints "listening
-// on ADDR" once it reads datagrams, and on SIGINT or SIGTERM stops reading,
-// answers the datagram it has in hand, closes the socket (removing its
-// UNIX socket file) and exits with status 0. On SIGHUP it restarts
-// without losing a datagram: a new udp-echo takes the socket over, and
-// once it reads, this one stops reading, answers what it read, and exits
-// 0; what it did not read waits in the socket for the new one. Before it
+// on ADDR" once its socket is open, and on SIGINT or SIGTERM stops
+// reading, answers the datagram it has in hand, closes the socket
+// (removing its UNIX socket file) and exits with status 0. On SIGHUP it
+// restarts without losing a datagram: a new udp-echo takes the socket
+// over, and once it is ready, this one stops reading, answers what it
+// read, and exits 0; what it did not read waits in the socket for the new
+// one. Before it
 // exits it logs its pid and how many datagrams it answered. Command-line
 // errors exit with status 2, a failure to listen or read with status 1.
 package main
