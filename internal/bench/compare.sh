@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 rounds=${ROUNDS:-10}
 benchtime=${BENCHTIME:-1s}
-bench=${BENCH:-'^Benchmark(HTTP|HTTPNoKeepAlive|Accept|ListenAll|CopyFile)$'}
+bench=${BENCH:-'^Benchmark(HTTP|HTTPNoKeepAlive|Accept|ListenAll|CopyFile|PacketEcho)$'}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

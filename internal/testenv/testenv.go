@@ -64,6 +64,21 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
+// FreeUDPPort is FreePort for UDP: a UDP port on 127.0.0.1 that was free a
+// moment ago, with the same caveat.
+func FreeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free UDP port: %v", err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	if err := c.Close(); err != nil {
+		t.Fatalf("finding a free UDP port: %v", err)
+	}
+	return port
+}
+
 // SocketDir returns a new directory for UNIX socket files, removed when the
 // test ends. Unlike t.TempDir, whose path holds the test's name, its path
 // is short (like /tmp/123456789), so that socket paths in it fit into the
