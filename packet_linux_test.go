@@ -290,3 +290,54 @@ func TestListenPacketOptions(t *testing.T) {
 		t.Error("ListenPacket of the zero Address succeeded")
 	}
 }
+
+// TestUnixgramSendsFromItsPath: a datagram socket ListenPacket binds at a
+// path, in a directory only its user writes, is bound there itself, so
+// its answers come from the path: socat's UNIX-SENDTO, which drops a
+// datagram from anyone but its peer, gets them, and two such sockets
+// answer each other. In a directory others may write, it is made in a
+// private directory as a stream socket is, and its kernel name says so.
+func TestUnixgramSendsFromItsPath(t *testing.T) {
+	checkNoFDLeak(t)
+	dir := testenv.SocketDir(t)
+	path := filepath.Join(dir, "srv.sock")
+	pc := listenPacketT(t, path, &Options{UnixListenChmod: 0o600})
+	uc := pc.(*UnixgramConn)
+	if got := uc.UnixConn.LocalAddr().String(); got != path {
+		t.Errorf("the kernel's name for the socket is %q, want %q", got, path)
+	}
+	done := echoOnce(pc)
+	if got := socatAsk(t, "hello\n", "UNIX-SENDTO:"+path+",bind="+filepath.Join(dir, "socat.sock")); got != "hello\n" {
+		t.Errorf("socat UNIX-SENDTO got %q", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A second anylisten socket sends from its path, and gets the answer.
+	peer := listenPacketT(t, "unixgram:"+filepath.Join(dir, "peer.sock"), nil)
+	done = echoOnce(pc)
+	peer.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := peer.WriteTo([]byte("ping"), uc.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, from, err := peer.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "ping" || from.String() != path {
+		t.Errorf("the peer got %q from %v, %v; want ping from %s", buf[:n], from, err, path)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("answering the peer: %v", err)
+	}
+
+	shared := testenv.SocketDir(t)
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	spath := filepath.Join(shared, "s.sock")
+	spc := listenPacketT(t, spath, nil)
+	// The name it was bound to in its private directory: through the
+	// directory's fd (/proc/self/fd/N/s.sock), which nothing can redirect.
+	if got := spc.(*UnixgramConn).UnixConn.LocalAddr().String(); got == spath || !strings.HasSuffix(got, "/s.sock") {
+		t.Errorf("in a directory others may write, the kernel's name is %q, want the one it was bound to in a private directory", got)
+	}
+}

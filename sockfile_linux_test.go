@@ -292,30 +292,40 @@ func TestAttackOwnerModeFollowsSwap(t *testing.T) {
 
 // Attack 2: with a umask wider than the mode option, a client with fewer
 // rights connects in the moment between the file's creation and its chmod.
+// In a directory others may write, every kind is made in a private
+// directory; in one only root writes, a datagram socket is bound at its
+// path (sockfile's Named) and born with the mode asked for.
 func TestAttackConnectBeforeMode(t *testing.T) {
 	forKinds(t, func(t *testing.T, k fileKind) {
-		dir, exe := attackDir(t)
-		sock := filepath.Join(dir, "s.sock")
-		old := syscall.Umask(0)
-		t.Cleanup(func() { syscall.Umask(old) })
-		a := startAttack(t, true, exe, "connect", sock)
-		opts := &Options{UnixListenChmod: 0o600}
-		failed := 0
-		for range 3 * k.cycles {
-			ln, err := k.listen(sock, opts)
-			if err != nil {
-				failed++
-				continue
-			}
-			ln.Close()
-		}
-		hits := a.stop(t)
-		t.Logf("%d cycles, %d failed, uid 65534 connected %d times", 3*k.cycles, failed, hits)
-		if failed > 0 {
-			t.Errorf("%d Listen calls failed", failed)
-		}
-		if hits > 0 {
-			t.Errorf("uid 65534 connected %d times to a socket whose mode is 0600 root", hits)
+		for _, shared := range []bool{true, false} {
+			t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+				dir, exe := permSocketDir(t)
+				if shared {
+					dir, exe = attackDir(t)
+				}
+				sock := filepath.Join(dir, "s.sock")
+				old := syscall.Umask(0)
+				t.Cleanup(func() { syscall.Umask(old) })
+				a := startAttack(t, true, exe, "connect", sock)
+				opts := &Options{UnixListenChmod: 0o600}
+				failed := 0
+				for range 3 * k.cycles {
+					ln, err := k.listen(sock, opts)
+					if err != nil {
+						failed++
+						continue
+					}
+					ln.Close()
+				}
+				hits := a.stop(t)
+				t.Logf("%d cycles, %d failed, uid 65534 connected %d times", 3*k.cycles, failed, hits)
+				if failed > 0 {
+					t.Errorf("%d Listen calls failed", failed)
+				}
+				if hits > 0 {
+					t.Errorf("uid 65534 connected %d times to a socket whose mode is 0600 root", hits)
+				}
+			})
 		}
 	})
 }

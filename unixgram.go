@@ -23,10 +23,18 @@ type UnixgramConn struct {
 	sf   socketFile
 }
 
-// LocalAddr returns the socket path as given to ListenPacket. (The
-// kernel's name for the socket, which the peers' ReadFrom reports as this
-// socket's address, is the private directory it was bound in before it
-// was moved into place; see SocketPath.)
+// LocalAddr returns the socket path as given to ListenPacket. The
+// kernel's name for the socket, which its peers see as the address its
+// datagrams come from, is the path too where ListenPacket could bind it
+// there safely: on Linux, in a directory that no other user may write
+// (such as /run/APP). Elsewhere the socket is bound in a private directory
+// and moved into place, as a stream socket is, and the kernel keeps that
+// name, DIR/.anylisten-XXXXXXXX/NAME (or /proc/self/fd/N/NAME in a
+// directory other users may write): a peer that answers to the address a
+// datagram came from then fails (ENOENT), and one that accepts only
+// datagrams from the address it sent to (socat's UNIX-SENDTO) drops the
+// answers; a connected peer (net.DialUnix, socat's UNIX-CONNECT) gets
+// them. SocketPath maps such a name back to the path.
 func (c *UnixgramConn) LocalAddr() net.Addr { return c.addr }
 
 // NetConn returns the *net.UnixConn c embeds.

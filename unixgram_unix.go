@@ -11,14 +11,20 @@ import (
 )
 
 // listenUnixgram binds a UNIX datagram socket to path, with the socket
-// file rules of listenUnix: the file appears at the path only once it is
-// bound and given its owner and mode (see internal/sockfile).
+// file rules of listenUnix (see internal/sockfile): bound at the path
+// itself where nobody else can write its directory (Linux), so that its
+// kernel name, which its peers see as the address it sends from, is the
+// path; elsewhere in a private directory, as a stream socket is.
 func listenUnixgram(path string, o *Options) (net.PacketConn, error) {
 	fd, err := socketCloexec(unix.AF_UNIX, unix.SOCK_DGRAM)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	file, err := sockfile.Create(path, fd, socketFileOptions(o), testHookBeforeListen)
+	// Bound at the path itself where that is safe, so that its peers see
+	// the path as the address its datagrams come from.
+	so := socketFileOptions(o)
+	so.Named = true
+	file, err := sockfile.Create(path, fd, so, testHookBeforeListen)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err

@@ -69,6 +69,18 @@ type Options struct {
 	RemoveStale bool
 	// UnlinkOption names the option that sets RemoveStale, for errors.
 	UnlinkOption string
+	// Named asks that the socket's kernel name (what getsockname says, and
+	// what the peers of a datagram socket see as the address it sends
+	// from) be the path itself, not the private directory's name. Where
+	// the system gives a socket its mode before bind (Linux) and nobody
+	// but this process's user and root can create, remove or rename
+	// entries of the directory (no group or other write bit), Create
+	// binds the socket at the path: nobody else can put anything there or
+	// swap it, the file is born with at most the asked rights (owner only
+	// until its owner is set), and a failed Create removes it. Elsewhere
+	// the socket is made in a private directory as any other, and the
+	// kernel keeps that directory's name.
+	Named bool
 }
 
 // File is a socket file: the directory it is in, opened once, its name

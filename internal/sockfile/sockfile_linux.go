@@ -6,6 +6,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// modeBeforeBind says that bind gives a socket file the mode of the
+// socket's own inode (less the umask), which fchmod of the socket sets.
+const modeBeforeBind = true
+
+// siocUnixFile is SIOCUNIXFILE (linux/un.h, Linux 6.4): it opens the file
+// an AF_UNIX socket is bound to, as an O_PATH fd. It needs CAP_NET_ADMIN.
+const siocUnixFile = 0x89e0
+
+// boundFile returns the identity of the file the socket fd is bound to,
+// where the kernel says it (SIOCUNIXFILE: Linux 6.4 or later, and
+// CAP_NET_ADMIN); ok is false elsewhere.
+func boundFile(fd int) (dev, ino uint64, ok bool) {
+	pfd, err := unix.IoctlRetInt(fd, siocUnixFile)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if unix.Fstat(pfd, &st) != nil {
+		return 0, 0, false
+	}
+	return uint64(st.Dev), uint64(st.Ino), true
+}
+
 // openDirFlags opens a directory only to work relative to it: O_PATH needs
 // no read permission on it.
 const openDirFlags = unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC

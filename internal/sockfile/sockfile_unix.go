@@ -44,6 +44,9 @@ func Create(path string, fd int, o Options, ready func(bound string) error) (_ *
 	if err := checkPath(dir, base, path, o); err != nil {
 		return nil, err
 	}
+	if o.Named && inPlaceOK(dir, o) {
+		return createInPlace(dir, dirPath, base, path, fd, o, ready)
+	}
 	p, err := makePrivate(dir, dirPath)
 	if err != nil {
 		return nil, err
@@ -74,6 +77,92 @@ func Create(path string, fd int, o Options, ready func(bound string) error) (_ *
 	}
 	p.ours = p.ours[:0]
 	return &File{dir: dir, name: base, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+}
+
+// inPlaceOK reports whether a socket with o can be bound at its path in
+// dir itself (Options.Named): the system sets a socket's mode before bind,
+// the mode is known (asked for, or left as bind gives it with no owner to
+// set), and nobody but this process's user and root can create, remove or
+// rename entries of dir.
+func inPlaceOK(dir int, o Options) bool {
+	if !modeBeforeBind || o.Mode == 0 && (o.UID >= 0 || o.GID >= 0) {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(dir, &st); err != nil {
+		return false
+	}
+	return (int(st.Uid) == os.Geteuid() || st.Uid == 0) && st.Mode&0o022 == 0
+}
+
+// createInPlace binds fd at path itself, in dir (see Options.Named and
+// inPlaceOK): the socket is given its mode first, born with at most that
+// (owner only while an owner is to be set), then its owner and mode; a
+// stale socket in the way is removed as place does. Nobody else can
+// create an entry in dir, so the socket found at base right after bind is
+// this one. On error the file is removed and fd is the caller's to close.
+func createInPlace(dir int, dirPath, base, path string, fd int, o Options, ready func(bound string) error) (_ *File, err error) {
+	if o.Mode != 0 {
+		pre := o.Mode
+		if o.UID >= 0 || o.GID >= 0 {
+			pre &= 0o700 // nobody but this user until the owner is set
+		}
+		if err := unix.Fchmod(fd, pre); err != nil {
+			return nil, os.NewSyscallError("fchmod", err)
+		}
+	}
+	if err := bindInPlace(dir, dirPath, base, path, fd, o); err != nil {
+		return nil, err
+	}
+	// The file at base is this socket's: nobody else can put one there.
+	// Where the kernel says which file the socket is bound to, that is
+	// checked too, against a racer of this user (or root), who could.
+	var st unix.Stat_t
+	err = unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	dev, ino, known := boundFile(fd)
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK || known && (uint64(st.Dev) != dev || uint64(st.Ino) != ino) {
+		// The path led elsewhere (a directory above was moved), or the
+		// file was moved away: it is out of reach.
+		return nil, fmt.Errorf("the socket was bound to %s, and the file there now is another (moved by another process?)", path)
+	}
+	f := &File{dir: dir, name: base, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	defer func() {
+		if err != nil {
+			if serr := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && uint64(st.Dev) == f.dev && uint64(st.Ino) == f.ino {
+				unix.Unlinkat(dir, base, 0)
+			}
+		}
+	}()
+	if err := setOwnerMode(dir, base, path, o); err != nil {
+		return nil, err
+	}
+	if ready != nil {
+		if err := ready(path); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// bindInPlace binds fd to path; a stale socket in the way, which o allows
+// to replace, is removed (if it is still the one judged) and bind tried
+// again, a few times at most.
+func bindInPlace(dir int, dirPath, base, path string, fd int, o Options) error {
+	bind := func() (bool, error) {
+		err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path})
+		if err == syscall.EADDRINUSE {
+			return true, nil
+		}
+		return false, os.NewSyscallError("bind", err)
+	}
+	aside := func() (*private, func(), error) {
+		p, err := makePrivate(dir, dirPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, p.remove, nil
+	}
+	return untilPlaced(dir, base, path, o, bind, aside)
 }
 
 // AdoptSame returns the socket file at path, to be removed later by
@@ -283,18 +372,32 @@ func checkPath(dir int, base, path string, o Options) error {
 }
 
 // place moves the ready socket inner from the private directory p to base
-// in dir without replacing anything. If something is there, it is judged:
-// a stale socket that may go is removed (if it is still the one judged)
-// and the move tried again, a few times at most; anything else is the
-// error that judge gives.
+// in dir without replacing anything (see untilPlaced).
 func place(dir int, inner, base, path string, p *private, o Options) error {
-	for range 3 {
+	move := func() (bool, error) {
 		err := renameNoReplace(p.fd, inner, dir, base)
-		if err == nil {
-			return nil
+		switch err {
+		case nil:
+			return false, nil
+		case unix.EEXIST:
+			return true, nil
 		}
-		if err != unix.EEXIST {
-			return &os.PathError{Op: "rename into place", Path: path, Err: err}
+		return false, &os.PathError{Op: "rename into place", Path: path, Err: err}
+	}
+	return untilPlaced(dir, base, path, o, move, func() (*private, func(), error) { return p, func() {}, nil })
+}
+
+// untilPlaced calls put until it has put the socket at base in dir, a few
+// times at most. When something is in the way (put says inWay), it is
+// judged: a stale socket that o allows to replace is removed (if it is
+// still the one judged), moved aside into the private directory aside
+// gives (with what to call when done with it), and put tried again;
+// anything else is the error that judge gives.
+func untilPlaced(dir int, base, path string, o Options, put func() (inWay bool, err error), aside func() (*private, func(), error)) error {
+	for range 3 {
+		inWay, err := put()
+		if err != nil || !inWay {
+			return err
 		}
 		c, err := look(dir, base, path)
 		if err != nil {
@@ -305,7 +408,12 @@ func place(dir int, inner, base, path string, p *private, o Options) error {
 		}
 		err = judge(dir, base, path, c, o)
 		if errors.Is(err, errStale) {
-			_, err = removeIfSame(dir, base, path, uint64(c.st.Dev), uint64(c.st.Ino), p)
+			var p *private
+			var done func()
+			if p, done, err = aside(); err == nil {
+				_, err = removeIfSame(dir, base, path, uint64(c.st.Dev), uint64(c.st.Ino), p)
+				done()
+			}
 		}
 		c.release()
 		if err != nil && !errors.Is(err, errChanged) {

@@ -4,6 +4,13 @@ package sockfile
 
 import "golang.org/x/sys/unix"
 
+// modeBeforeBind says that bind gives a socket file the mode it gives
+// (0777 less the umask), whatever was set on the socket before.
+const modeBeforeBind = false
+
+// boundFile cannot tell the file a socket is bound to here.
+func boundFile(int) (dev, ino uint64, ok bool) { return 0, 0, false }
+
 // openDirFlags opens a directory to work relative to it.
 const openDirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
 
