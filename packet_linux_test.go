@@ -329,6 +329,14 @@ func TestUnixgramSendsFromItsPath(t *testing.T) {
 		t.Errorf("answering the peer: %v", err)
 	}
 
+	// A relative path is bound at its absolute form, which the peers can
+	// answer to from anywhere.
+	chdir(t, dir)
+	rel := listenPacketT(t, "./rel.sock", nil)
+	if got, want := rel.(*UnixgramConn).UnixConn.LocalAddr().String(), filepath.Join(dir, "rel.sock"); got != want {
+		t.Errorf("the kernel's name for ./rel.sock is %q, want %q", got, want)
+	}
+
 	shared := testenv.SocketDir(t)
 	if err := os.Chmod(shared, 0o777); err != nil {
 		t.Fatal(err)

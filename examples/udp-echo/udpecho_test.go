@@ -135,15 +135,12 @@ func serveOn(t *testing.T, on string, args func(addr string) []string) *server {
 
 // unixPeer is the socat address of a client of the UNIX datagram socket
 // at path that udp-echo bound itself, bound to client so that it gets
-// the echo. It is a connected datagram socket (UNIX-CONNECT with type=2,
-// SOCK_DGRAM): socat's UNIX-SENDTO takes a datagram only from the very
-// address it sends to, and the kernel names a socket by the path it was
-// bound to, which for anylisten is a private directory next to path (see
-// anylisten.UnixgramConn); the kernel matches a connected socket's peer by
-// the socket itself. For a socket bound at its path (by
-// systemd-socket-activate), UNIX-SENDTO works too.
+// the echo. socat's UNIX-SENDTO takes a datagram only from the very
+// address it sends to: anylisten binds the socket at its absolute path
+// where no other user may write the directory (the tests' directories are
+// such), so its echo comes from there.
 func unixPeer(path, client string) string {
-	return "UNIX-CONNECT:" + path + ",type=2,bind=" + client
+	return "UNIX-SENDTO:" + path + ",bind=" + client
 }
 
 // socatEcho runs the real socat between pipes and peer (a socat address),

@@ -75,7 +75,9 @@ type Options struct {
 	// the system gives a socket its mode before bind (Linux) and nobody
 	// but this process's user and root can create, remove or rename
 	// entries of the directory (no group or other write bit), Create
-	// binds the socket at the path: nobody else can put anything there or
+	// binds the socket at the path (its absolute form, where that fits
+	// sun_path, so that peers can answer to it from any working
+	// directory): nobody else can put anything there or
 	// swap it, the file is born with at most the asked rights (owner only
 	// until its owner is set), and a failed Create removes it. Elsewhere
 	// the socket is made in a private directory as any other, and the

@@ -111,7 +111,13 @@ func createInPlace(dir int, dirPath, base, path string, fd int, o Options, ready
 			return nil, os.NewSyscallError("fchmod", err)
 		}
 	}
-	if err := bindInPlace(dir, dirPath, base, path, fd, o); err != nil {
+	// Its absolute path, where that fits: the name its peers can answer
+	// to from any working directory.
+	name := path
+	if abs, err := filepath.Abs(path); err == nil && len(abs) <= maxSunPath {
+		name = abs
+	}
+	if err := bindInPlace(dir, dirPath, base, path, name, fd, o); err != nil {
 		return nil, err
 	}
 	// The file at base is this socket's: nobody else can put one there.
@@ -137,19 +143,19 @@ func createInPlace(dir int, dirPath, base, path string, fd int, o Options, ready
 		return nil, err
 	}
 	if ready != nil {
-		if err := ready(path); err != nil {
+		if err := ready(name); err != nil {
 			return nil, err
 		}
 	}
 	return f, nil
 }
 
-// bindInPlace binds fd to path; a stale socket in the way, which o allows
-// to replace, is removed (if it is still the one judged) and bind tried
-// again, a few times at most.
-func bindInPlace(dir int, dirPath, base, path string, fd int, o Options) error {
+// bindInPlace binds fd to name, which is path, absolute or as given; a
+// stale socket in the way, which o allows to replace, is removed (if it is
+// still the one judged) and bind tried again, a few times at most.
+func bindInPlace(dir int, dirPath, base, path, name string, fd int, o Options) error {
 	bind := func() (bool, error) {
-		err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path})
+		err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: name})
 		if err == syscall.EADDRINUSE {
 			return true, nil
 		}
