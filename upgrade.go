@@ -27,8 +27,12 @@ import (
 // package's, so that it knows the sockets to hand over. The zero Upgrader is ready to use.
 // Its fields must not change while Upgrade runs.
 type Upgrader struct {
-	// Path is the executable to start. Default: this process's own
-	// executable (os.Executable), as it is on disk at the time of Upgrade.
+	// Path is the executable to start. Default: the path this program was
+	// started as (os.Args[0], looked up in PATH, made absolute when the
+	// package initialised; os.Executable's answer then, if that is not
+	// the file that runs), and whatever is at that path at the time of
+	// Upgrade: a new binary a deploy put there, even if it moved the old
+	// file away or switched a symbolic link.
 	Path string
 	// Args are the successor's arguments, without the program name.
 	// Default: this process's (os.Args[1:]).

@@ -4,9 +4,12 @@ package anylisten
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,8 +33,8 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 	u.forget(closed)
 	path := u.Path
 	if path == "" {
-		if path, err = os.Executable(); err != nil {
-			return 0, fmt.Errorf("anylisten: finding this program for its successor: %w", err)
+		if path = startedAs; path == "" {
+			return 0, errors.New("anylisten: finding this program for its successor: the path it was started as is unknown; set Upgrader.Path")
 		}
 	}
 	if err := checkExecutable(path); err != nil {
@@ -104,6 +107,37 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
+}
+
+// startedAs is the absolute path this program was started as, found when
+// the package initialised: os.Args[0] (looked up in PATH if it has no
+// slash) if that is the file that runs, else what os.Executable said then.
+// Upgrade starts what is at that path at the time, such as a new binary a
+// deploy put there, even if the deploy first moved the old file away
+// (os.Executable then names the moved file) or switched a symbolic link.
+var startedAs = pathStartedAs()
+
+func pathStartedAs() string {
+	exe, err := os.Executable()
+	if err != nil || len(os.Args) == 0 {
+		return ""
+	}
+	arg := os.Args[0]
+	if !strings.Contains(arg, "/") {
+		if arg, err = exec.LookPath(arg); err != nil {
+			return exe
+		}
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return exe
+	}
+	a, err1 := os.Stat(abs)
+	b, err2 := os.Stat(exe)
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		return exe
+	}
+	return abs
 }
 
 // checkExecutable says why path cannot be run, before a shell says it

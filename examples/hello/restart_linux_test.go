@@ -348,3 +348,34 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartStartsWhatIsAtThePath: a deploy that moves the running binary
+// away and puts a new one at its path gets the new one started, not the
+// moved file the process runs (which os.Executable names): here the new
+// one is a bad deploy, which must be what runs, and fail.
+func TestRestartStartsWhatIsAtThePath(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hello")
+	copyFile(t, helloPath, bin)
+	s := startRestartable(t, bin, "--restart-timeout", "5s")
+	pid := s.servingPid(t)
+	if err := os.Rename(bin, bin+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pid, syscall.SIGHUP)
+	if err := s.waitLog(t, "restart failed, serving on", 1); err != nil {
+		t.Fatalf("%v; log:\n%s", err, s.log(t))
+	}
+	if !strings.Contains(s.log(t), "exit status 3") {
+		t.Errorf("the successor was not the binary at %s; log:\n%s", bin, s.log(t))
+	}
+	// The fixed deploy: a good binary at the path again.
+	copyFile(t, helloPath, bin)
+	syscall.Kill(pid, syscall.SIGHUP)
+	if err := s.waitLog(t, "restarted as pid", 1); err != nil {
+		t.Fatalf("%v; log:\n%s", err, s.log(t))
+	}
+}
