@@ -98,7 +98,8 @@ import (
 //	hold     holds a port or socket path, as a server another developer
 //	         left running would (holdChild)
 //	           ANYLISTEN_TEST_ADDRS    the address to Listen on
-//	           ANYLISTEN_TEST_NET      if set, net.Listen on this network instead
+//	           ANYLISTEN_TEST_NET      if set, net.Listen on this network instead;
+//	                                   "packet": ListenPacket
 //	           ANYLISTEN_TEST_IGNORE_TERM if set, print "SIGTERM: IGNORED" on
 //	                                   SIGTERM and keep holding
 //	         prints "HOLDING PID" on stderr once listening; exits 0 on

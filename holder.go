@@ -76,6 +76,20 @@ func portInUse(ctx context.Context, err error, listen func() (net.Listener, erro
 	}
 }
 
+// udpInUse names the holders of the port in err, the *net.OpError of a
+// UDP bind that failed with EADDRINUSE, where the system shows them.
+func udpInUse(err error, v6only bool) error {
+	oe, ok := err.(*net.OpError)
+	if !ok {
+		return err
+	}
+	ua, ok := oe.Addr.(*net.UDPAddr)
+	if !ok {
+		return err
+	}
+	return heldBy(oe, holder.UDP(ua, v6only), "")
+}
+
 // refuseKill says why TCPKillPort does not stop the holders h, or "" if
 // it may send each of them SIGTERM.
 func refuseKill(h holder.Holders) string {
@@ -84,7 +98,7 @@ func refuseKill(h holder.Holders) string {
 	for _, p := range h.Procs {
 		switch {
 		case p.PID == os.Getpid():
-			return fmt.Sprintf("%s does not stop this process itself (%s), which holds the port: is the address given twice?", killPortOption, p)
+			return fmt.Sprintf("%s does not stop this process itself, which holds the port: is the address given twice?", killPortOption)
 		case p.PID == 1:
 			return fmt.Sprintf("%s does not stop %s, the init process: stop the socket unit (or container) that holds the port instead", killPortOption, p)
 		case euid != 0 && p.UID >= 0 && p.UID != uid && p.UID != euid:

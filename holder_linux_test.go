@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -26,11 +27,14 @@ func holdChild() int {
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
-	var ln net.Listener
-	if network := os.Getenv("ANYLISTEN_TEST_NET"); network != "" {
-		ln, err = net.Listen(network, os.Getenv("ANYLISTEN_TEST_ADDRS"))
-	} else {
+	var ln io.Closer
+	switch network := os.Getenv("ANYLISTEN_TEST_NET"); network {
+	case "":
 		ln, err = Listen(context.Background(), addr, nil)
+	case "packet":
+		ln, err = ListenPacket(context.Background(), addr, nil)
+	default:
+		ln, err = net.Listen(network, os.Getenv("ANYLISTEN_TEST_ADDRS"))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "LISTEN ERROR:", err)
@@ -151,9 +155,10 @@ func TestUnixInUseNamesHolder(t *testing.T) {
 	dir := testenv.SocketDir(t)
 	abstract := "@anylisten-test-" + strconv.Itoa(os.Getpid())
 	for _, tt := range []struct{ name, addr, network, why string }{
-		{"anylisten", filepath.Join(dir, "anylisten.sock"), "", ": a live server accepts connections on this socket %s; it is not taken over"},
-		{"bound at the path", filepath.Join(dir, "net.sock"), "unix", ": a live server accepts connections on this socket %s; it is not taken over"},
+		{"anylisten", filepath.Join(dir, "anylisten.sock"), "", ": a live server has this socket open %s; it is not taken over"},
+		{"bound at the path", filepath.Join(dir, "net.sock"), "unix", ": a live server has this socket open %s; it is not taken over"},
 		{"abstract", abstract, "", " %s"},
+		{"datagram", filepath.Join(dir, "gram.sock"), "packet", ": a live server has this socket open %s; it is not taken over"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := startHolderOf(t, tt.addr, false, tt.network)
@@ -208,13 +213,30 @@ func TestKillPortRefusesSelf(t *testing.T) {
 	addr := first.Addr().String()
 	ln, err := Listen(context.Background(), MustParseAddress(addr), &Options{TCPKillPort: true})
 	checkInUse(t, ln, err)
-	self := fmt.Sprintf("pid %d (%s)", os.Getpid(), strings.TrimSuffix(mustRead(t, "/proc/self/comm"), "\n"))
+	self := fmt.Sprintf("pid %d (%s), this process", os.Getpid(), strings.TrimSuffix(mustRead(t, "/proc/self/comm"), "\n"))
 	want := fmt.Sprintf("listen tcp %s: bind: address already in use (held by %s); the tcp_kill_port option (--tcp-kill-port) "+
-		"does not stop this process itself (%s), which holds the port: is the address given twice?", addr, self, self)
+		"does not stop this process itself, which holds the port: is the address given twice?", addr, self)
 	if got := err.Error(); got != want {
 		t.Errorf("Listen error:\n got %s\nwant %s", got, want)
 	}
 	roundTrip(t, first)
+}
+
+// A UDP port in use is an error that names its holder, as a TCP port's
+// is: here this process, which a datagram server given one address twice
+// finds.
+func TestUDPPortInUseNamesHolder(t *testing.T) {
+	first := listenPacketT(t, "127.0.0.1:0", nil)
+	addr := first.LocalAddr().String()
+	pc, err := ListenPacket(context.Background(), MustParseAddress(addr), nil)
+	if pc != nil {
+		pc.Close()
+	}
+	self := fmt.Sprintf("pid %d (%s), this process", os.Getpid(), strings.TrimSuffix(mustRead(t, "/proc/self/comm"), "\n"))
+	want := fmt.Sprintf("listen udp %s: bind: address already in use (held by %s)", addr, self)
+	if err == nil || err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("ListenPacket error:\n got %v\nwant %s (wrapping EADDRINUSE)", err, want)
+	}
 }
 
 func mustRead(t *testing.T, name string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 )
 
 // ListenPacket opens a datagram socket on addr, configured by opts (nil
@@ -130,6 +131,9 @@ func listenUDP(ctx context.Context, a Address, o *Options) (*net.UDPConn, error)
 		return nil, err
 	}
 	pc, err := lc.ListenPacket(ctx, "udp", a.hostPort())
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, udpInUse(err, o.TCPOnlyV6)
+	}
 	if err != nil {
 		return nil, err
 	}

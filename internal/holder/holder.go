@@ -7,6 +7,7 @@ package holder
 
 import (
 	"net"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -20,11 +21,15 @@ type Proc struct {
 	inodes []uint64 // the sockets it was found to hold
 }
 
-// String is "pid 1234 (hello)".
+// String is "pid 1234 (hello)", and "pid 1234 (hello), this process"
+// for the process that asks.
 func (p Proc) String() string {
 	s := "pid " + strconv.Itoa(p.PID)
 	if p.Name != "" {
 		s += " (" + p.Name + ")"
+	}
+	if p.PID == os.Getpid() {
+		s += ", this process"
 	}
 	return s
 }
@@ -70,9 +75,17 @@ func (h Holders) String() string {
 // clashes with IPv4 addresses too. Another process's IPv6 wildcard is
 // taken to clash with an IPv4 addr, and the result is then Uncertain:
 // /proc does not show whether it is dual stack.
-func TCP(addr *net.TCPAddr, v6only bool) Holders { return tcpHolders(addr, v6only) }
+func TCP(addr *net.TCPAddr, v6only bool) Holders { return inetHolders(true, addr, v6only) }
 
-// Unix returns the holders of the listening UNIX sockets whose name, as
+// UDP returns the holders of the UDP sockets that keep addr from being
+// bound, as TCP does for TCP: any UDP socket bound to the port clashes,
+// listening being no state of UDP's.
+func UDP(addr *net.UDPAddr, v6only bool) Holders {
+	return inetHolders(false, &net.TCPAddr{IP: addr.IP, Port: addr.Port, Zone: addr.Zone}, v6only)
+}
+
+// Unix returns the holders of the listening UNIX sockets, and of the
+// bound UNIX datagram sockets, whose name, as
 // the kernel keeps it (the path given to bind, or "@" and an abstract
 // name), match accepts.
 func Unix(match func(name string) bool) Holders { return unixHolders(match) }

@@ -18,14 +18,20 @@ const tcpListen = "0A"
 // listens.
 const acceptCon = 0x10000
 
-func tcpHolders(addr *net.TCPAddr, v6only bool) Holders {
+// inetHolders finds the holders of the listening TCP sockets (tcp), or
+// of the UDP sockets, that clash with addr (see TCP).
+func inetHolders(tcp bool, addr *net.TCPAddr, v6only bool) Holders {
 	owners := map[uint64]int{} // socket inode: uid
 	uncertain := false
 	ours4 := addr.IP != nil && addr.IP.To4() != nil && !addr.IP.Equal(net.IPv4zero)
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	files := []string{"/proc/net/udp", "/proc/net/udp6"}
+	if tcp {
+		files = []string{"/proc/net/tcp", "/proc/net/tcp6"}
+	}
+	for _, file := range files {
 		eachLine(file, func(f []string) {
 			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-			if len(f) < 10 || f[3] != tcpListen {
+			if len(f) < 10 || tcp && f[3] != tcpListen {
 				return
 			}
 			hexIP, hexPort, ok := strings.Cut(f[1], ":")
@@ -84,7 +90,8 @@ func unixHolders(match func(name string) bool) Holders {
 		}
 		flags, err1 := strconv.ParseUint(f[3], 16, 32)
 		inode, err2 := strconv.ParseUint(f[6], 10, 64)
-		if err1 != nil || err2 != nil || flags&acceptCon == 0 || rest == "" || !match(rest) {
+		// A listening socket, or a bound datagram socket (type 2).
+		if err1 != nil || err2 != nil || flags&acceptCon == 0 && f[4] != "0002" || rest == "" || !match(rest) {
 			return
 		}
 		owners[inode] = -1 // /proc/net/unix does not say

@@ -4,7 +4,7 @@ package holder
 
 import "net"
 
-func tcpHolders(*net.TCPAddr, bool) Holders { return Holders{} }
+func inetHolders(bool, *net.TCPAddr, bool) Holders { return Holders{} }
 
 func unixHolders(func(string) bool) Holders { return Holders{} }
 

@@ -333,7 +333,7 @@ func judge(dir int, base, path string, c *occupant, o Options) error {
 	case err != nil:
 		return fmt.Errorf("cannot tell whether the socket file at this path is stale: %w", err)
 	case live:
-		return &InUseError{"a live server accepts connections on this socket" + heldBy(path, c) + "; it is not taken over"}
+		return &InUseError{"a live server has this socket open" + heldBy(path, c) + "; it is not taken over"}
 	case !o.RemoveStale:
 		return &InUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, or set " + o.UnlinkOption + " to have it removed"}
 	}
