@@ -32,6 +32,12 @@ func Dial(ctx context.Context, addr Address) (net.Conn, error) {
 			return nil, opError("dial", addr, err)
 		}
 		return c, nil
+	case KindNpipe:
+		c, err := dialNpipe(ctx, addr.Path())
+		if err != nil {
+			return nil, opError("dial", addr, err)
+		}
+		return c, nil
 	case KindInetd, KindSystemd:
 		return nil, opError("dial", addr, errors.New("an inherited socket names no address to connect to; "+
 			"dial the address the service manager listens on instead"))

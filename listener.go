@@ -85,7 +85,7 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		return nil, opError("listen", addr, err)
 	}
 	var ln net.Listener
-	if !o.NoAdopt {
+	if !o.NoAdopt && addr.kind != KindNpipe { // a pipe is no socket: none is passed in
 		ln, err = adoptInherited(ctx, addr, &o)
 	}
 	if ln == nil && err == nil {
@@ -102,6 +102,8 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 			ln, err = listenInetd(&o)
 		case KindVsock:
 			ln, err = listenVsock(addr)
+		case KindNpipe:
+			ln, err = listenNpipe(addr, &o)
 		}
 	}
 	if err != nil {
