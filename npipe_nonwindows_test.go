@@ -15,7 +15,7 @@ import (
 func TestNpipeUnsupported(t *testing.T) {
 	addr := MustParseAddress(`\\.\pipe\anylisten-test`)
 	want := `listen npipe \\.\pipe\anylisten-test: named pipes exist on Windows only, not on ` + runtime.GOOS + ": unsupported operation"
-	for _, o := range []*Options{nil, {RecvBufferSize: 4096}, {UnixListenChmod: 0o600}} {
+	for _, o := range []*Options{nil, {RecvBufferSize: 4096}, {UnixListenChmod: 0o600}, {NpipeSecurityDescriptor: "D:P(A;;GA;;;OW)"}} {
 		ln, err := Listen(context.Background(), addr, o)
 		if err == nil {
 			ln.Close()

@@ -27,3 +27,28 @@ func TestNpipeListenPacketRefused(t *testing.T) {
 		}
 	}
 }
+
+// The UNIX socket file's mode and owner would restrict who connects; a
+// pipe without a descriptor of its own would get Windows's wider default,
+// so Listen refuses them there, and ignores them once the pipe has its own.
+func TestRefuseNpipeOptions(t *testing.T) {
+	for _, tt := range []struct {
+		o      Options
+		refuse bool
+	}{
+		{Options{}, false},
+		{Options{RecvBufferSize: 4096, TCPKillPort: true, UnixListenUnlink: true, TCPListenBacklog: 8}, false},
+		{Options{UnixListenChmod: 0o600}, true},
+		{Options{UnixListenUID: ptr[uint32](0)}, true},
+		{Options{UnixListenGID: ptr[uint32](0)}, true},
+		{Options{UnixListenChmod: 0o600, NpipeSecurityDescriptor: "D:P(A;;GA;;;OW)"}, false},
+	} {
+		err := refuseNpipeOptions(&tt.o)
+		if (err != nil) != tt.refuse {
+			t.Errorf("refuseNpipeOptions(%+v) = %v, want refused: %v", tt.o, err, tt.refuse)
+		}
+		if err != nil && !strings.Contains(err.Error(), "set npipe_security_descriptor") {
+			t.Errorf("refuseNpipeOptions(%+v) = %q, which does not name npipe_security_descriptor", tt.o, err)
+		}
+	}
+}
