@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/Microsoft/go-winio"
@@ -51,6 +52,8 @@ var errPipeInUse = fmt.Errorf("%w: a pipe of this name exists (another server li
 
 // pipeExists reports whether a pipe of the name path exists, by listing it
 // in the pipe file system, which (unlike opening it) connects to nothing.
+// The listing takes the name for a pattern (a '*' or '?' in it matches
+// other pipes too), so each name it gives is compared.
 func pipeExists(path string) bool {
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
@@ -61,8 +64,16 @@ func pipeExists(path string) bool {
 	if err != nil {
 		return false
 	}
-	windows.FindClose(h)
-	return true
+	defer windows.FindClose(h)
+	name := path[len(pipePrefix):]
+	for {
+		if strings.EqualFold(windows.UTF16ToString(data.FileName[:]), name) { // Windows compares pipe names so
+			return true
+		}
+		if windows.FindNextFile(h, &data) != nil {
+			return false
+		}
+	}
 }
 
 // dialNpipe connects to the pipe at path with go-winio, which retries
