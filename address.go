@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Kind is the kind of socket an Address names.
@@ -20,6 +22,7 @@ const (
 	KindSystemd                  // sockets passed by a service manager: sd-listen, sd-listen:NAME, sd-listen:*, fd://N
 	KindVsock                    // AF_VSOCK: vsock:CID:PORT
 	KindUDP                      // UDP host and port, for ListenPacket only: udp://127.0.0.1:53
+	KindNpipe                    // Windows named pipe: \\.\pipe\NAME, npipe://NAME
 )
 
 var kindNames = [...]string{
@@ -30,10 +33,11 @@ var kindNames = [...]string{
 	KindSystemd:  "systemd",
 	KindVsock:    "vsock",
 	KindUDP:      "udp",
+	KindNpipe:    "npipe",
 }
 
 // String returns the lower-case name of k: tcp, unix, abstract, inetd,
-// systemd, vsock or udp.
+// systemd, vsock, udp or npipe.
 func (k Kind) String() string {
 	if k > 0 && int(k) < len(kindNames) {
 		return kindNames[k]
@@ -65,8 +69,9 @@ const (
 type Address struct {
 	kind Kind
 	// str is the TCP host (without brackets), the UNIX socket path, the
-	// abstract name (without '@'), or the systemd socket name ("" for plain
-	// sd-listen, sdAll for all of them).
+	// abstract name (without '@'), the systemd socket name ("" for plain
+	// sd-listen, sdAll for all of them), or the pipe name (without
+	// \\.\pipe\).
 	str string
 	// num is the TCP port, the vsock port, or the inherited fd number.
 	num uint32
@@ -104,7 +109,8 @@ func (e *ParseError) Error() string {
 
 // forms lists the accepted address forms for error messages.
 const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, udp://HOST:PORT, /path, ./path, unix:PATH, @name, " +
-	"unixpacket:PATH, unixgram:PATH, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N or vsock:CID:PORT"
+	"unixpacket:PATH, unixgram:PATH, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N, vsock:CID:PORT, " +
+	`\\.\pipe\NAME or npipe://NAME`
 
 // ParseAddress parses s as a listen address. It never touches the network
 // or the file system: host names are resolved and paths are checked by
@@ -128,6 +134,8 @@ const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, udp://HOST:PORT, /p
 //	sd-listen:*, fd://, fd://*                  every socket systemd passed, merged
 //	fd://3, accept-from-fd:3                    the inherited socket with that fd number
 //	vsock:CID:PORT, vsock://CID:PORT            AF_VSOCK; CID is a number, host, local, any or empty
+//	\\.\pipe\NAME, npipe://NAME                 Windows named pipe, for Listen (Windows only)
+//	npipe:////./pipe/NAME                       Windows named pipe, as Docker writes it
 //
 // The forms without a scheme name no socket type: HOST:PORT is TCP for
 // Listen and UDP for ListenPacket, and a path or @name a stream socket for
@@ -144,6 +152,20 @@ const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, udp://HOST:PORT, /p
 // on AIX. That limit is the only way parsing differs between platforms: a
 // form whose backend the platform lacks (@name outside Linux, say) parses
 // everywhere, and Listen returns an error wrapping errors.ErrUnsupported.
+//
+// A Windows named pipe is \\.\pipe\NAME, the path Windows gives it
+// (the prefix in any case, written \\.\pipe\ again by String), or
+// npipe://NAME; npipe:// also takes the whole path, npipe:////./pipe/NAME
+// as Docker writes it or npipe://\\.\pipe\NAME. NAME is kept as given,
+// though Windows compares pipe names without regard to case. It must not be
+// empty, hold a backslash or a slash (Windows reads either as a separator),
+// a control character or invalid UTF-8, or end in a dot or a space (which
+// Windows trims from a path), and the whole path \\.\pipe\NAME is at
+// most 256 UTF-16 code units long, Windows's limit. A pipe on another
+// machine, \\HOST\pipe\NAME, is an error: a server listens only on its
+// own machine's pipes. //./pipe/NAME without the scheme is a UNIX socket
+// path, as it is on Unix; on Windows, where it would name the pipe, Listen
+// refuses it with an error that says to write \\.\pipe\NAME.
 func ParseAddress(s string) (Address, error) {
 	a, reason := parse(s)
 	if reason != "" {
@@ -178,6 +200,8 @@ func parse(s string) (Address, string) {
 			return parseUnixPath(s)
 		}
 		return Address{}, "a relative UNIX socket path must start with ./ or ../ (write ./" + s + " or unix:" + s + ")"
+	case '\\':
+		return parsePipePath(s)
 	}
 	if c := s[0]; c == '[' || c == ':' || '0' <= c && c <= '9' {
 		return parseTCP(s, false) // no keyword or scheme starts so
@@ -240,6 +264,10 @@ func parse(s string) (Address, string) {
 		return parseFDNumber(rest)
 	case equalFold(head, "vsock"):
 		return parseVsock(strings.TrimPrefix(rest, "//"))
+	case slashes && equalFold(head, "npipe"):
+		return parseNpipeScheme(rest[2:])
+	case equalFold(head, "npipe"):
+		return Address{}, `write npipe://NAME (with //) or \\.\pipe\NAME for a Windows named pipe`
 	case slashes:
 		return Address{}, "unknown scheme " + strconv.Quote(s[:colon+3]) + "; " + forms
 	case equalFold(head, "tcp"), equalFold(head, "udp"):
@@ -623,6 +651,89 @@ func parseVsock(s string) (Address, string) {
 	return Address{kind: KindVsock, cid: cid, num: port}, ""
 }
 
+// pipePrefix starts the path of every named pipe on this machine.
+const pipePrefix = `\\.\pipe\`
+
+// maxPipePath is the longest pipe path, \\.\pipe\NAME, that Windows
+// takes, in UTF-16 code units.
+const maxPipePath = 256
+
+// parseNpipeScheme parses what follows npipe://: a pipe name, or a whole
+// pipe path written with slashes (Docker's npipe:////./pipe/NAME) or
+// backslashes.
+func parseNpipeScheme(rest string) (Address, string) {
+	switch {
+	case rest == "":
+		return Address{}, `missing pipe name after npipe://; want npipe://NAME or \\.\pipe\NAME`
+	case strings.HasPrefix(rest, "//"), strings.HasPrefix(rest, `\\`):
+		return parsePipePath(rest)
+	case rest[0] == '/' || rest[0] == '\\':
+		return Address{}, "npipe:// must be followed by a pipe name (npipe://NAME) or a whole pipe path (npipe:////./pipe/NAME)"
+	}
+	return parsePipeName(rest)
+}
+
+// parsePipePath parses a Windows pipe path: \\.\pipe\NAME, or (after
+// npipe://) //./pipe/NAME, each with one kind of separator throughout. The
+// device name pipe is taken in any case, as Windows does.
+func parsePipePath(p string) (Address, string) {
+	const want = `want \\.\pipe\NAME for a Windows named pipe`
+	sep := p[0]
+	if len(p) < 2 || p[1] != sep {
+		return Address{}, "a path that starts with a single backslash names no socket; " + want +
+			" (a UNIX socket path is written with /)"
+	}
+	host, rest, ok := strings.Cut(p[2:], p[:1])
+	dev, name, _ := strings.Cut(rest, p[:1])
+	switch {
+	case host == "." && ok && equalFold(dev, "pipe"):
+		return parsePipeName(name)
+	case host == "." || host == "?":
+		return Address{}, "of the Windows device paths only the named pipes " + pipePrefix + "NAME are taken; " + want
+	case host != "" && ok && equalFold(dev, "pipe"):
+		return Address{}, "a pipe on the machine " + strconv.Quote(host) + " (a server listens only on its own machine's pipes); " + want
+	}
+	return Address{}, "a network (UNC) path names no socket; " + want
+}
+
+// parsePipeName checks a pipe name, what follows \\.\pipe\.
+func parsePipeName(name string) (Address, string) {
+	if name == "" {
+		return Address{}, `missing pipe name; want \\.\pipe\NAME, like \\.\pipe\app`
+	}
+	units := len(pipePrefix) // in UTF-16, as Windows counts
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && size == 1 {
+				return Address{}, "pipe name " + strconv.Quote(name) + " is not valid UTF-8"
+			}
+			units += utf16.RuneLen(r)
+			i += size
+			continue
+		}
+		switch {
+		case c == '\\' || c == '/':
+			return Address{}, "pipe name " + strconv.Quote(name) + " contains " + strconv.QuoteRune(rune(c)) +
+				", which Windows reads as a path separator; want " + pipePrefix + "NAME with a name of one part"
+		case c < ' ' || c == 0x7f:
+			return Address{}, "pipe name " + strconv.Quote(name) + " contains a control character"
+		}
+		units++
+		i++
+	}
+	if units > maxPipePath {
+		return Address{}, "pipe path " + pipePrefix + "NAME is " + strconv.Itoa(units) + " UTF-16 code units long; Windows takes at most " +
+			strconv.Itoa(maxPipePath) + ": choose a shorter name"
+	}
+	if c := name[len(name)-1]; c == '.' || c == ' ' {
+		return Address{}, "pipe name " + strconv.Quote(name) + " ends in " + strconv.QuoteRune(rune(c)) +
+			", which Windows trims from a path, so that it would name another pipe"
+	}
+	return Address{kind: KindNpipe, str: name}, ""
+}
+
 // Kind returns the kind of socket a names; the zero Address has Kind 0.
 func (a Address) Kind() Kind { return a.kind }
 
@@ -631,8 +742,9 @@ func (a Address) Kind() Kind { return a.kind }
 // together with HostPort or Path: "tcp" for a TCP address (which
 // ListenPacket serves as "udp"), "udp" for udp://, "unix" for a UNIX path
 // or an abstract name (which ListenPacket serves as "unixgram"),
-// "unixpacket" and "unixgram" for those schemes, "vsock" for vsock, and
-// "" for inetd,
+// "unixpacket" and "unixgram" for those schemes, "vsock" for vsock,
+// "npipe" for a Windows named pipe (as Docker names the scheme; the
+// listener's Addr().Network(), go-winio's, says "pipe"), and "" for inetd,
 // sd-listen and fd://N, whose network is known only once Listen has looked
 // at the inherited socket (the listener's Addr().Network() says it then).
 func (a Address) Network() string {
@@ -651,6 +763,8 @@ func (a Address) Network() string {
 		return "unix"
 	case KindVsock:
 		return "vsock"
+	case KindNpipe:
+		return "npipe"
 	}
 	return ""
 }
@@ -667,14 +781,17 @@ func (a Address) HostPort() string {
 }
 
 // Path returns the socket path of a UNIX address as given, the abstract
-// name with its leading '@' (as net.Dial("unix", ...) takes it), and ""
-// for other kinds.
+// name with its leading '@' (as net.Dial("unix", ...) takes it), the path
+// \\.\pipe\NAME of a Windows named pipe (as go-winio's ListenPipe and
+// DialPipe take it), and "" for other kinds.
 func (a Address) Path() string {
 	switch a.kind {
 	case KindUnix:
 		return a.str
 	case KindAbstract:
 		return "@" + a.str
+	case KindNpipe:
+		return pipePrefix + a.str
 	}
 	return ""
 }
@@ -685,7 +802,8 @@ func (a Address) Path() string {
 // (unix:PATH for a relative path that does not start with ./ or ../),
 // @name, unixpacket:PATH, unixpacket:@name, unixgram:PATH,
 // unixgram:@name, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://N,
-// vsock:any:PORT or vsock:CID:PORT. The zero Address gives "".
+// vsock:any:PORT, vsock:CID:PORT or \\.\pipe\NAME. The zero Address
+// gives "".
 func (a Address) String() string {
 	switch a.kind {
 	case KindTCP:
@@ -728,6 +846,8 @@ func (a Address) String() string {
 			cid = strconv.FormatUint(uint64(a.cid), 10)
 		}
 		return "vsock:" + cid + ":" + strconv.FormatUint(uint64(a.num), 10)
+	case KindNpipe:
+		return pipePrefix + a.str
 	}
 	return ""
 }
@@ -767,7 +887,8 @@ const AddressHelp = `Socket address to listen on; one of:
     for the one named NAME (FileDescriptorName=), sd-listen:* for all of them;
     fd://, fd://NAME and fd://N (by fd number) also work
   * unixpacket:PATH, unixpacket:@name: a UNIX SOCK_SEQPACKET socket (messages)
-  * vsock:CID:PORT: AF_VSOCK; CID is a number, host, local, any or empty`
+  * vsock:CID:PORT: AF_VSOCK; CID is a number, host, local, any or empty
+  * Windows named pipe (on Windows only): \\.\pipe\NAME or npipe://NAME`
 
 // PacketAddressHelp is AddressHelp for a program that serves datagrams
 // (ListenPacket).

@@ -98,6 +98,22 @@ var acceptedAddresses = []struct {
 	{"vsock:host:80", KindVsock, "vsock:2:80"},
 	{"vsock:LOCAL:80", KindVsock, "vsock:1:80"},
 	{"vsock:any:4294967295", KindVsock, "vsock:any:4294967295"},
+	{`\\.\pipe\app`, KindNpipe, `\\.\pipe\app`},
+	{`\\.\PIPE\App`, KindNpipe, `\\.\pipe\App`}, // the name as given, the prefix canonical
+	{`\\.\Pipe\a:b c`, KindNpipe, `\\.\pipe\a:b c`},
+	{`\\.\pipe\grüße-😀`, KindNpipe, `\\.\pipe\grüße-😀`},
+	{`\\.\pipe\` + strings.Repeat("a", maxPipePath-len(pipePrefix)), KindNpipe, `\\.\pipe\` + strings.Repeat("a", maxPipePath-len(pipePrefix))},
+	{`\\.\pipe\` + strings.Repeat("é", maxPipePath-len(pipePrefix)), KindNpipe, `\\.\pipe\` + strings.Repeat("é", maxPipePath-len(pipePrefix))},
+	{"npipe://app", KindNpipe, `\\.\pipe\app`},
+	{"NPIPE://docker_engine", KindNpipe, `\\.\pipe\docker_engine`},
+	{"npipe:////./pipe/docker_engine", KindNpipe, `\\.\pipe\docker_engine`}, // Docker's DOCKER_HOST
+	{"npipe:////./PIPE/app", KindNpipe, `\\.\pipe\app`},
+	{`npipe://\\.\pipe\app`, KindNpipe, `\\.\pipe\app`},
+	{"npipe://app.sock", KindNpipe, `\\.\pipe\app.sock`},
+	{"//./pipe/app", KindUnix, "//./pipe/app"}, // without npipe://, a UNIX path, as on Unix
+	{"unix:////./pipe/app", KindUnix, "//./pipe/app"},
+	{`unix:\\.\pipe\app`, KindUnix, `unix:\\.\pipe\app`},
+	{"tcp://npipe:80", KindTCP, "tcp://npipe:80"},
 }
 
 func TestParseAddressAccepted(t *testing.T) {
@@ -175,6 +191,30 @@ func TestParseAddressRejected(t *testing.T) {
 		{"vsock:42:4294967296", "out of range"},
 		{"http://example.com/", `unknown scheme "http://"`},
 		{"udp4://127.0.0.1:53", `unknown scheme "udp4://"`},
+		{`\\.\pipe\`, "missing pipe name"},
+		{`\\.\pipe`, "missing pipe name"},
+		{"npipe://", "missing pipe name after npipe://"},
+		{"npipe:////./pipe/", "missing pipe name"},
+		{"npipe:app", "write npipe://NAME (with //)"},
+		{"npipe:///app", "npipe:// must be followed by a pipe name"},
+		{`\\server\pipe\app`, `a pipe on the machine "server"`},
+		{"npipe:////server/pipe/app", `a pipe on the machine "server"`},
+		{`\\server\share\app.sock`, "network (UNC) path"},
+		{`\\?\pipe\app`, "only the named pipes"},
+		{`\\.\COM1`, "only the named pipes"},
+		{`\\.\pipe\a\b`, `contains '\\'`},
+		{`\\.\pipe\a/b`, `contains '/'`},
+		{"npipe://a/b", `contains '/'`},
+		{`\\.\pipe\app.`, `ends in '.'`},
+		{`\\.\pipe\..`, `ends in '.'`},
+		{`\\.\pipe\app `, `ends in ' '`},
+		{`\\.\pipe\a` + "\x00", "control character"},
+		{`\\.\pipe\a` + "\n", "control character"},
+		{`\\.\pipe\` + "\xff", "not valid UTF-8"},
+		{`\\.\pipe\` + strings.Repeat("a", maxPipePath-len(pipePrefix)+1), "257 UTF-16 code units long; Windows takes at most 256"},
+		{`\\.\pipe\` + strings.Repeat("😀", 124), "257 UTF-16 code units"},
+		{`\\`, "network (UNC) path"},
+		{`\app.sock`, "single backslash"},
 	} {
 		t.Run(tt.in, func(t *testing.T) {
 			a, err := ParseAddress(tt.in)
@@ -235,10 +275,10 @@ func TestAddressComparable(t *testing.T) {
 
 func TestKindString(t *testing.T) {
 	got := []string{}
-	for k := KindTCP; k <= KindVsock; k++ {
+	for k := KindTCP; k <= KindNpipe; k++ {
 		got = append(got, k.String())
 	}
-	want := []string{"tcp", "unix", "abstract", "inetd", "systemd", "vsock"}
+	want := []string{"tcp", "unix", "abstract", "inetd", "systemd", "vsock", "udp", "npipe"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Kind names (-want +got):\n%s", diff)
 	}
@@ -321,7 +361,8 @@ func FuzzParseAddress(f *testing.F) {
 }
 
 func TestParseAddressAllocs(t *testing.T) {
-	for _, s := range []string{"127.0.0.1:8080", ":8080", "[::1]:80", "8080", "/run/app.sock", "./app.sock", "@name", "sd-listen:http", "vsock:any:80", "udp://127.0.0.1:53", "unixpacket:/run/app.sock", "unixgram:@name"} {
+	for _, s := range []string{"127.0.0.1:8080", ":8080", "[::1]:80", "8080", "/run/app.sock", "./app.sock", "@name", "sd-listen:http", "vsock:any:80", "udp://127.0.0.1:53", "unixpacket:/run/app.sock", "unixgram:@name",
+		`\\.\pipe\app`, "npipe://app", "npipe:////./pipe/app"} {
 		if n := testing.AllocsPerRun(100, func() { _, _ = ParseAddress(s) }); n != 0 {
 			t.Errorf("ParseAddress(%q) allocates %v times, want 0", s, n)
 		}
@@ -366,6 +407,9 @@ func TestAddressAccessors(t *testing.T) {
 		{"sd-listen:http", "", "", ""},
 		{"fd://3", "", "", ""},
 		{"inetd", "", "", ""},
+		{"npipe://app", "npipe", "", `\\.\pipe\app`},
+		{`\\.\PIPE\App`, "npipe", "", `\\.\pipe\App`},
+		{"//./pipe/app", "unix", "", "//./pipe/app"},
 	} {
 		a := MustParseAddress(tt.in)
 		if got := a.Network(); got != tt.network {

@@ -1,6 +1,7 @@
 // Package anylisten lets a Go server listen wherever its operator says, with
 // one string: a TCP address, a UNIX socket path, a Linux abstract socket,
-// sockets passed by systemd, inetd's stdin/stdout or AF_VSOCK.
+// sockets passed by systemd, inetd's stdin/stdout, AF_VSOCK or a Windows
+// named pipe.
 //
 // ParseAddress turns the string from a flag or a config file into an
 // Address; Listen turns the Address into a net.Listener for http.Serve,
@@ -20,7 +21,7 @@
 // # Address forms
 //
 //	127.0.0.1:8080, [::1]:80, :8080, 8080, localhost:8080   TCP (all platforms)
-//	/run/app.sock, ./app.sock, unix:app.sock                UNIX socket path (unix platforms, Windows without options)
+//	/run/app.sock, ./app.sock, unix:app.sock                UNIX socket path (unix platforms; Windows: stream sockets, fewer options)
 //	@name                                                   Linux abstract UNIX socket (Linux)
 //	inetd                                                   one connection on stdin/stdout (unix platforms)
 //	sd-listen, sd-listen:NAME, sd-listen:*, fd://N          sockets passed by systemd (unix platforms)
@@ -28,6 +29,7 @@
 //	udp://HOST:PORT                                         UDP, for ListenPacket (all platforms)
 //	unixpacket:/run/app.sock, unixpacket:@name              UNIX SOCK_SEQPACKET, for Listen (unix platforms; @name Linux)
 //	unixgram:/run/app.sock, unixgram:@name                  UNIX datagram socket, for ListenPacket (unix platforms; @name Linux)
+//	\\.\pipe\NAME, npipe://NAME                             Windows named pipe, through github.com/Microsoft/go-winio (Windows)
 //
 // ParseAddress documents every form. It accepts the same forms on every
 // platform, with one difference: UNIX socket paths and abstract names are
@@ -36,6 +38,21 @@
 // Listen on a platform without the backend (@name outside Linux, say)
 // returns an error that wraps errors.ErrUnsupported. A UNIX path gives a
 // *UnixListener everywhere, Windows included.
+//
+// # Windows
+//
+// Windows has TCP, AF_UNIX stream sockets (Windows 10 1803 and later) and
+// named pipes. Listen of \\.\pipe\NAME returns go-winio's pipe listener,
+// unwrapped; Options.NpipeSecurityDescriptor (SDDL) says who may connect,
+// as the socket file's mode and owner do on Unix. A UNIX path keeps the
+// socket-file rules Windows allows: nothing but a stale socket is ever
+// replaced (and that only with Options.UnixListenUnlink), and Close
+// removes only the socket file Listen made; the file's mode and owner
+// cannot be set (it takes its directory's ACL). Windows has no systemd and
+// no inetd: sd-listen, fd:// and inetd give errors wrapping
+// errors.ErrUnsupported there, and so does an Upgrader's Upgrade (its
+// Listen works as Listen does; listeners are not handed over). go-winio
+// is imported only on Windows.
 //
 // # What Listen returns
 //

@@ -28,7 +28,20 @@ func listenT(t testing.TB, s string, o *Options) net.Listener {
 // returns the server's end, closed at cleanup.
 func roundTrip(t testing.TB, ln net.Listener) net.Conn {
 	t.Helper()
-	client, server, err := exchange(ln)
+	return roundTripDial(t, ln, nil)
+}
+
+// roundTripDial is roundTrip with a client that dial connects (nil: dial
+// ln's Addr with package net).
+func roundTripDial(t testing.TB, ln net.Listener, dial func() (net.Conn, error)) net.Conn {
+	t.Helper()
+	var client, server net.Conn
+	var err error
+	if dial == nil {
+		client, server, err = exchange(ln)
+	} else {
+		client, server, err = exchangeWith(ln, dial)
+	}
 	if client != nil {
 		t.Cleanup(func() { client.Close() })
 	}
@@ -45,6 +58,22 @@ func roundTrip(t testing.TB, ln net.Listener) net.Conn {
 // returns both ends of the connection, whichever it got to open, for the
 // caller to close, and the first error.
 func exchange(ln net.Listener) (client, server net.Conn, err error) {
+	network, address := ln.Addr().Network(), ln.Addr().String()
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		address = net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
+	}
+	return exchangeWith(ln, func() (net.Conn, error) {
+		c, err := net.DialTimeout(network, address, 5*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s %s: %v", network, address, err)
+		}
+		return c, nil
+	})
+}
+
+// exchangeWith is exchange with a client that dial connects, for
+// listeners whose Addr package net cannot dial (a Windows named pipe's).
+func exchangeWith(ln net.Listener, dial func() (net.Conn, error)) (client, server net.Conn, err error) {
 	type result struct {
 		c   net.Conn
 		err error
@@ -54,13 +83,9 @@ func exchange(ln net.Listener) (client, server net.Conn, err error) {
 		c, err := ln.Accept()
 		ch <- result{c, err}
 	}()
-	network, address := ln.Addr().Network(), ln.Addr().String()
-	if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
-		address = net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
-	}
-	client, err = net.DialTimeout(network, address, 5*time.Second)
+	client, err = dial()
 	if err != nil {
-		return nil, nil, fmt.Errorf("dial %s %s: %v", network, address, err)
+		return nil, nil, err
 	}
 	var r result
 	select {
@@ -128,4 +153,30 @@ func openFDs(t testing.TB) []string {
 		fds = append(fds, e.Name()+"->"+target)
 	}
 	return fds
+}
+
+// closeEndsAccept closes ln while an Accept waits on it, and checks that
+// the Accept ends with an error wrapping net.ErrClosed, as it does on
+// package net's listeners.
+func closeEndsAccept(t testing.TB, ln net.Listener) {
+	t.Helper()
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if c != nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	if err := ln.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-accepted:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close: %v, want an error wrapping net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end a waiting Accept within 10 s")
+	}
 }

@@ -33,7 +33,8 @@ import (
 
 // wantForms is the list of accepted forms that many parse errors end with.
 const wantForms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, udp://HOST:PORT, /path, ./path, unix:PATH, @name, " +
-	"unixpacket:PATH, unixgram:PATH, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N or vsock:CID:PORT"
+	"unixpacket:PATH, unixgram:PATH, inetd, sd-listen, sd-listen:NAME, sd-listen:*, fd://, fd://NAME, fd://N, vsock:CID:PORT, " +
+	`\\.\pipe\NAME or npipe://NAME`
 
 func TestHostileAddresses(t *testing.T) {
 	for _, tt := range []struct {

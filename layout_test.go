@@ -46,6 +46,10 @@ func TestFileSuffixes(t *testing.T) {
 			want = "unix"
 		case strings.HasPrefix(suffix, "unixnon") && goos[suffix[len("unixnon"):]]:
 			want = "unix && !" + suffix[len("unixnon"):]
+		case strings.HasPrefix(suffix, "nonunixnon") && goos[suffix[len("nonunixnon"):]]:
+			// the rest beside X_unix.go and X_GOOS.go (wasm and plan9
+			// beside Unix and Windows)
+			want = "!unix && !" + suffix[len("nonunixnon"):]
 		case strings.HasPrefix(suffix, "non") && (goos[suffix[len("non"):]] || suffix == "nonunix"):
 			want = "!" + suffix[len("non"):]
 		case capability[name]:

@@ -49,6 +49,17 @@ import (
 //   - vsock: a listener that embeds *vsock.Listener
 //     (github.com/mdlayher/vsock) and adds SyscallConn, so that an
 //     Upgrader can hand it over; Accept returns *vsock.Conn.
+//   - Windows named pipe (\\.\pipe\NAME, on Windows only): the listener
+//     of github.com/Microsoft/go-winio's ListenPipe, unwrapped, whose
+//     Addr is the pipe's path (network "pipe"); Accept returns go-winio's
+//     connection, a winio.PipeConn, in byte mode. The pipe takes
+//     Options.NpipeSecurityDescriptor (who may connect), RecvBufferSize
+//     and SendBufferSize; it refuses remote clients. Listen fails if a
+//     pipe of the name exists, whoever made it: another server's pipe is
+//     never joined (that error wraps EADDRINUSE). The name goes when the
+//     listener and every connection it accepted are closed; until then
+//     a new Listen of it fails. An Upgrader cannot hand it over (no
+//     Upgrade on Windows).
 //
 // A TCP or UNIX address that names a socket passed in by a service manager
 // (LISTEN_FDS, bound to exactly that address and not taken yet) adopts it
@@ -72,10 +83,12 @@ import (
 // it where /proc shows them: "bind: address already in use (held by pid
 // 1234 (hello))"; see Options.TCPKillPort), and errors.Is(err,
 // fs.ErrPermission) for a denied bind. The datagram forms (udp://,
-// unixgram:) are errors that say to use ListenPacket. Listen never returns a listener together with an error, and leaves
-// nothing open or created behind on failure. A kind the platform lacks
-// (abstract sockets and vsock outside Linux, inherited sockets and inetd
-// outside Unix) gives an error wrapping errors.ErrUnsupported.
+// unixgram:) are errors that say to use ListenPacket. Listen never
+// returns a listener together with an error, and leaves nothing open or
+// created behind on failure. A kind the platform lacks (abstract sockets
+// and vsock outside Linux, inherited sockets and inetd outside Unix,
+// named pipes outside Windows) gives an error wrapping
+// errors.ErrUnsupported.
 func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, error) {
 	o, err := begin(ctx, addr, addr, opts)
 	if err != nil {
@@ -85,7 +98,7 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		return nil, opError("listen", addr, err)
 	}
 	var ln net.Listener
-	if !o.NoAdopt {
+	if !o.NoAdopt && addr.kind != KindNpipe { // a pipe is no socket: none is passed in
 		ln, err = adoptInherited(ctx, addr, &o)
 	}
 	if ln == nil && err == nil {
@@ -102,6 +115,8 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 			ln, err = listenInetd(&o)
 		case KindVsock:
 			ln, err = listenVsock(addr)
+		case KindNpipe:
+			ln, err = listenNpipe(addr, &o)
 		}
 	}
 	if err != nil {

@@ -14,8 +14,12 @@ import (
 // default Options gives the same socket net.Listen would.
 //
 // An option that does not apply to an address kind is ignored, so one
-// Options value can serve a TCP and a UNIX address side by side. Listen
-// copies the Options and never modifies them.
+// Options value can serve a TCP and a UNIX address side by side. The one
+// exception guards against a silently wider access: the socket file's
+// mode and owner (UnixListenChmod, UnixListenUID, UnixListenGID) with a
+// Windows named pipe and no NpipeSecurityDescriptor are an error, since
+// the pipe would get Windows's default descriptor instead. Listen copies
+// the Options and never modifies them.
 //
 // The field tags give the option's key in a JSON, YAML or TOML config file;
 // RegisterFlags registers the same options as command-line flags with the
@@ -33,12 +37,16 @@ type Options struct {
 	// UnixListenChmod sets the mode of the socket file before it appears
 	// at its path, so no client with fewer rights can ever connect. Default 0:
 	// the mode bind gives (0777 less the umask). UNIX paths only; on
-	// systems without POSIX file modes a non-zero value is an error.
+	// systems without POSIX file modes (Windows) a non-zero value is an
+	// error wrapping errors.ErrUnsupported. A Windows named pipe takes
+	// NpipeSecurityDescriptor instead (see there for the one case where
+	// this option is an error with a pipe).
 	UnixListenChmod UnixMode `json:"unix_listen_chmod,omitempty" yaml:"unix_listen_chmod,omitempty" toml:"unix_listen_chmod,omitempty"`
 
 	// UnixListenUID and UnixListenGID set the numeric owner and group of the
 	// socket file before it appears at its path. Default nil: the process's user
-	// and group. UNIX paths only.
+	// and group. UNIX paths only; on Windows an error wrapping
+	// errors.ErrUnsupported.
 	UnixListenUID *uint32 `json:"unix_listen_uid,omitempty" yaml:"unix_listen_uid,omitempty" toml:"unix_listen_uid,omitempty"`
 	UnixListenGID *uint32 `json:"unix_listen_gid,omitempty" yaml:"unix_listen_gid,omitempty" toml:"unix_listen_gid,omitempty"`
 
@@ -79,8 +87,12 @@ type Options struct {
 	// inherited TCP socket, on the listening socket when Listen takes it);
 	// for UNIX and abstract sockets on each accepted connection; for
 	// ListenPacket's datagram sockets (UDP, UNIX, inherited) on the socket
-	// itself. Not used for inetd's stdin and stdout. An error wrapping
-	// errors.ErrUnsupported outside Unix.
+	// itself; for a Windows named pipe they are the pipe's input and
+	// output buffer sizes (go-winio's PipeConfig.InputBufferSize and
+	// OutputBufferSize, which Windows takes as quotas and may round up).
+	// Not used for inetd's stdin and stdout. Outside Unix, an error
+	// wrapping errors.ErrUnsupported for sockets (named pipes on Windows
+	// take them).
 	RecvBufferSize int `json:"recv_buffer_size,omitempty" yaml:"recv_buffer_size,omitempty" toml:"recv_buffer_size,omitempty"`
 	SendBufferSize int `json:"send_buffer_size,omitempty" yaml:"send_buffer_size,omitempty" toml:"send_buffer_size,omitempty"`
 
@@ -116,6 +128,31 @@ type Options struct {
 	// socket over, so no connection is refused while the new process
 	// starts.
 	TCPKillPort bool `json:"tcp_kill_port,omitempty" yaml:"tcp_kill_port,omitempty" toml:"tcp_kill_port,omitempty"`
+
+	// NpipeSecurityDescriptor is the security descriptor of a Windows
+	// named pipe in SDDL: who may connect, the pipe's counterpart of
+	// UnixListenChmod, UnixListenUID and UnixListenGID. "D:P(A;;GA;;;OW)"
+	// admits the pipe's owner (the server's account) only, as mode 0600
+	// does; Docker's "D:P(A;;GA;;;BA)(A;;GA;;;SY)" admits the
+	// Administrators and LocalSystem. The server's own account needs GA:
+	// go-winio creates each further instance of the pipe (one per Accept)
+	// under this descriptor, so without it Accept fails with "Access is
+	// denied". A client needs read and write (GRGW; Dial asks for both),
+	// and write access includes FILE_CREATE_PIPE_INSTANCE, so an account
+	// that may connect may also create instances of the pipe: grant it to
+	// accounts trusted like the server. "D:NO_ACCESS_CONTROL" lets anybody
+	// connect. Default "": Windows's default for a named pipe, full control
+	// for LocalSystem, the Administrators and the server's account and read
+	// access for Everyone and Anonymous (enough to connect and read, not
+	// to write). Named pipes only, ignored for other addresses; with it,
+	// the UNIX socket file options are ignored for a pipe, without it they
+	// are an error there (see Options). Windows parses it when Listen
+	// creates the pipe; Validate checks only its outline (a component O:,
+	// G:, D: or S: first, balanced parentheses, no control characters),
+	// so that a config checked on another platform catches gross mistakes.
+	// Outside Windows a named pipe is an error wrapping
+	// errors.ErrUnsupported whatever the options.
+	NpipeSecurityDescriptor string `json:"npipe_security_descriptor,omitempty" yaml:"npipe_security_descriptor,omitempty" toml:"npipe_security_descriptor,omitempty"`
 }
 
 // Validate checks the fields that Go's types let hold nonsense (a
@@ -151,6 +188,11 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("anylisten: option tcp_keepalive: %w", err)
 		}
 	}
+	if o.NpipeSecurityDescriptor != "" {
+		if err := checkSDDL(o.NpipeSecurityDescriptor); err != nil {
+			return fmt.Errorf("anylisten: option npipe_security_descriptor %q: %w", o.NpipeSecurityDescriptor, err)
+		}
+	}
 	return nil
 }
 
@@ -162,7 +204,7 @@ func (o *Options) Validate() error {
 //	--unix-listen-gid GID, --sd-accept-ignore-environment, --no-adopt,
 //	--tcp-keepalive T:C:I|off, --tcp-reuse-port, --recv-buffer-size BYTES,
 //	--send-buffer-size BYTES, --tcp-only-v6, --tcp-listen-backlog N,
-//	--tcp-kill-port
+//	--tcp-kill-port, --npipe-security-descriptor SDDL
 //
 // The flags' defaults are o's current values. Call it before fs.Parse; with
 // github.com/spf13/pflag, register into a flag.FlagSet and add that with
@@ -198,6 +240,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"maximum number of pending unaccepted TCP connections, `N` (default: the kernel's maximum, somaxconn)")
 	fs.BoolVar(&o.TCPKillPort, "tcp-kill-port", o.TCPKillPort,
 		"for development: if the TCP port is in use, send SIGTERM to the process that holds it, wait up to 5 s, then bind (Linux; never SIGKILL; another user's process only when running as root)")
+	fs.StringVar(&o.NpipeSecurityDescriptor, "npipe-security-descriptor", o.NpipeSecurityDescriptor,
+		"who may connect to a Windows named pipe: a security descriptor in `SDDL`, like D:P(A;;GA;;;OW) for the server's account only (default: Windows's, which lets Everyone connect to read)")
 }
 
 // UnixMode is the permission bits of a UNIX socket file: who may connect.

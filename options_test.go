@@ -119,6 +119,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--unix-listen-gid=0", "--sd-accept-ignore-environment", "--tcp-keepalive", "60000:3:5000",
 		"--tcp-reuse-port", "--recv-buffer-size", "65536", "--send-buffer-size=131072",
 		"--tcp-only-v6", "--tcp-listen-backlog", "16", "--no-adopt", "--tcp-kill-port",
+		"--npipe-security-descriptor", "D:P(A;;GA;;;OW)",
 	}
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
@@ -137,14 +138,15 @@ func TestRegisterFlags(t *testing.T) {
 		TCPOnlyV6:                 true,
 		TCPListenBacklog:          16,
 		TCPKillPort:               true,
+		NpipeSecurityDescriptor:   "D:P(A;;GA;;;OW)",
 	}
 	if diff := cmp.Diff(want, o); diff != "" {
 		t.Errorf("options from flags (-want +got):\n%s", diff)
 	}
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	if len(names) != 13 {
-		t.Errorf("RegisterFlags registered %d flags, want 13: %v", len(names), names)
+	if len(names) != 14 {
+		t.Errorf("RegisterFlags registered %d flags, want 14: %v", len(names), names)
 	}
 
 	for _, bad := range [][]string{
@@ -184,7 +186,8 @@ func TestOptionsJSON(t *testing.T) {
 		"send_buffer_size": 8192,
 		"tcp_only_v6": true,
 		"tcp_listen_backlog": 64,
-		"tcp_kill_port": true
+		"tcp_kill_port": true,
+		"npipe_security_descriptor": "D:P(A;;GA;;;BA)(A;;GA;;;SY)"
 	}`
 	var o Options
 	if err := json.Unmarshal([]byte(in), &o); err != nil {
@@ -194,6 +197,7 @@ func TestOptionsJSON(t *testing.T) {
 		UnixListenUnlink: true, UnixListenChmod: 0o640, UnixListenUID: ptr[uint32](33), UnixListenGID: ptr[uint32](0),
 		SDAcceptIgnoreEnvironment: true, TCPKeepalive: &TCPKeepalive{Count: 3}, TCPReusePort: true,
 		RecvBufferSize: 4096, SendBufferSize: 8192, TCPOnlyV6: true, TCPListenBacklog: 64, TCPKillPort: true,
+		NpipeSecurityDescriptor: "D:P(A;;GA;;;BA)(A;;GA;;;SY)",
 	}
 	if diff := cmp.Diff(want, o); diff != "" {
 		t.Errorf("options from JSON (-want +got):\n%s", diff)
@@ -231,6 +235,11 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{TCPKeepalive: &TCPKeepalive{Count: -1}}, "tcp_keepalive: count -1"},
 		{Options{TCPKeepalive: &TCPKeepalive{Off: true, Count: 3}}, "tcp_keepalive: keep-alive is off, yet timers are set"},
 		{Options{TCPKeepalive: &TCPKeepalive{Idle: 10 * time.Hour}}, "tcp_keepalive: time 10h0m0s is out of range"},
+		{Options{NpipeSecurityDescriptor: "owner"}, `npipe_security_descriptor "owner": not SDDL`},
+		{Options{NpipeSecurityDescriptor: "0600"}, "not SDDL"},
+		{Options{NpipeSecurityDescriptor: "D:P(A;;GA;;;OW"}, "'(' without its ')'"},
+		{Options{NpipeSecurityDescriptor: "D:P(A;;GA;;;OW))"}, "')' without its '('"},
+		{Options{NpipeSecurityDescriptor: "D:P(A;;GA;;;OW)\n"}, "control character"},
 	} {
 		err := tt.o.Validate()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -239,6 +248,17 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if err := (&Options{}).Validate(); err != nil {
 		t.Errorf("zero Options: %v", err)
+	}
+	// SDDL as Windows documents it, and as Docker and go-winio's tests use
+	// it, passes the outline check.
+	for _, sddl := range []string{
+		"D:P(A;;GA;;;OW)", "D:P(A;;GA;;;BA)(A;;GA;;;SY)", "D:P(A;;0x1200FF;;;WD)", "D:NO_ACCESS_CONTROL",
+		"O:BAG:SYD:(A;;GA;;;SY)", "S:(ML;;NW;;;LW)D:(A;;GA;;;WD)", " D:(A;;GRGW;;;S-1-5-21-1-2-3-1001)",
+		`D:(XA;;FX;;;S-1-1-0;(@User.Title=="PM"))`,
+	} {
+		if err := (&Options{NpipeSecurityDescriptor: sddl}).Validate(); err != nil {
+			t.Errorf("Validate of SDDL %q: %v", sddl, err)
+		}
 	}
 }
 

@@ -109,6 +109,8 @@ func refusePacket(addr Address, o *Options) error {
 		return errors.New("inetd passes one stream connection on stdin and stdout, not a datagram socket: serve it with Listen, not ListenPacket")
 	case addr.kind == KindVsock:
 		return fmt.Errorf("AF_VSOCK datagrams are not supported (only stream sockets, through Listen): %w", errors.ErrUnsupported)
+	case addr.kind == KindNpipe:
+		return errors.New("a named pipe is served as a byte stream (message-mode pipes are not offered): serve it with Listen, not ListenPacket")
 	}
 	return nil
 }

@@ -16,10 +16,16 @@ import (
 //
 // Accept returns *net.UnixConn values, never wrapped.
 //
-// On Windows, which has AF_UNIX but none of the file modes and owners the
-// Options set, package net binds the path (no private directory, no
-// rename) and its Close removes the socket file by name, as
-// net.UnixListener's does; the buffer options are not supported there.
+// On Windows, which has AF_UNIX stream sockets but none of the file modes
+// and owners the Options set, package net binds the path itself (no
+// private directory, no rename; bind there never replaces a file), and
+// the rules Windows allows are kept around it: what is at the path is
+// judged first (a stale socket is removed only with UnixListenUnlink,
+// through a handle to the very file judged; anything else is an error
+// wrapping EADDRINUSE), and Close removes the socket file only while it
+// is the one bind made, deleting it through a handle to that file. The
+// buffer options and seqpacket and datagram sockets are not supported
+// there.
 type UnixListener struct {
 	*net.UnixListener
 
@@ -115,4 +121,36 @@ func (l *UnixListener) SetUnlinkOnClose(unlink bool) {
 		return
 	}
 	l.sf.setUnlink(unlink)
+}
+
+// socketFileOptions are the sockfile.Options that o asks for.
+func socketFileOptions(o *Options) sockfile.Options {
+	so := sockfile.Options{Mode: uint32(o.UnixListenChmod), UID: -1, GID: -1, RemoveStale: o.UnixListenUnlink,
+		UnlinkOption: "the unix_listen_unlink option (--unix-listen-unlink)"}
+	if o.UnixListenUID != nil {
+		so.UID = int(*o.UnixListenUID)
+	}
+	if o.UnixListenGID != nil {
+		so.GID = int(*o.UnixListenGID)
+	}
+	return so
+}
+
+// devicePathError says why a UNIX socket path that Windows reads as a
+// device path (\\.\NAME or //./NAME, \\?\ too) cannot be bound there,
+// and for a named pipe's path how to listen on the pipe; nil for other
+// paths. A path so written is a UNIX path on Unix, and parses as one
+// everywhere.
+func devicePathError(path string) error {
+	isSep := func(c byte) bool { return c == '/' || c == '\\' }
+	if len(path) < 4 || !isSep(path[0]) || !isSep(path[1]) || path[2] != '.' && path[2] != '?' || !isSep(path[3]) {
+		return nil
+	}
+	rest := path[4:]
+	if len(rest) > len("pipe") && equalFold(rest[:len("pipe")], "pipe") && isSep(rest[len("pipe")]) {
+		name := rest[len("pipe")+1:]
+		return errors.New("on Windows the path " + path + " names the named pipe " + pipePrefix + name +
+			", not a file: write " + pipePrefix + name + " or npipe://" + name + " to listen on the pipe")
+	}
+	return errors.New("on Windows the path " + path + " names a device, not a file for a UNIX socket")
 }

@@ -54,19 +54,6 @@ func listenUnix(_ context.Context, path string, typ sockType, o *Options) (net.L
 	return ul, nil
 }
 
-// socketFileOptions are the sockfile.Options that o asks for.
-func socketFileOptions(o *Options) sockfile.Options {
-	so := sockfile.Options{Mode: uint32(o.UnixListenChmod), UID: -1, GID: -1, RemoveStale: o.UnixListenUnlink,
-		UnlinkOption: "the unix_listen_unlink option (--unix-listen-unlink)"}
-	if o.UnixListenUID != nil {
-		so.UID = int(*o.UnixListenUID)
-	}
-	if o.UnixListenGID != nil {
-		so.GID = int(*o.UnixListenGID)
-	}
-	return so
-}
-
 // fileUnixListener makes a *UnixListener of the listening socket fd,
 // which it takes (closing it on error too); name is for the *os.File.
 func fileUnixListener(fd int, name string) (*UnixListener, error) {

@@ -112,7 +112,8 @@ func (u *Upgrader) ListenPacket(ctx context.Context, addr Address, opts *Options
 // causes no outage, and a successor that says ready too late is told no,
 // so it takes nothing over. Upgrade succeeds once per Upgrader; listeners
 // that cannot be handed over (inetd's single connection) make it fail
-// before anything is started.
+// before anything is started. Outside Unix (Windows), Upgrade returns an
+// error wrapping errors.ErrUnsupported.
 func (u *Upgrader) Upgrade(ctx context.Context) (pid int, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()

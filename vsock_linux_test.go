@@ -129,25 +129,7 @@ func TestListenVsock(t *testing.T) {
 
 	// Close ends a waiting Accept and everything after it with
 	// net.ErrClosed, as package net's listeners do.
-	accepted := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if c != nil {
-			c.Close()
-		}
-		accepted <- err
-	}()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	select {
-	case err := <-accepted:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("Accept after Close: %v, want an error wrapping net.ErrClosed", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not end a waiting Accept within 10 s")
-	}
+	closeEndsAccept(t, ln)
 	if err := ln.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("second Close: %v, want an error wrapping net.ErrClosed", err)
 	}

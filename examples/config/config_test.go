@@ -230,6 +230,7 @@ func TestDecodeOptionKeys(t *testing.T) {
 		{"tcp_only_v6", "true", "true", anylisten.Options{TCPOnlyV6: true}},
 		{"tcp_listen_backlog", "128", "128", anylisten.Options{TCPListenBacklog: 128}},
 		{"tcp_kill_port", "true", "true", anylisten.Options{TCPKillPort: true}},
+		{"npipe_security_descriptor", `"D:P(A;;GA;;;OW)"`, `"D:P(A;;GA;;;OW)"`, anylisten.Options{NpipeSecurityDescriptor: "D:P(A;;GA;;;OW)"}},
 	}
 	covered := make(map[string]bool)
 	for _, tt := range tests {

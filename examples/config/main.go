@@ -253,9 +253,10 @@ FILE is a TOML (.toml) or JSON (.json) file with these keys:
   unix_listen_unlink, unix_listen_chmod, unix_listen_uid, unix_listen_gid,
   sd_accept_ignore_environment, tcp_keepalive, tcp_reuse_port,
   recv_buffer_size, send_buffer_size, tcp_only_v6, tcp_listen_backlog,
-  tcp_kill_port
-            anylisten's options; unix_listen_chmod ("group") and
-            tcp_keepalive ("60000:3:5000") are strings
+  tcp_kill_port, npipe_security_descriptor
+            anylisten's options; unix_listen_chmod ("group"),
+            tcp_keepalive ("60000:3:5000") and npipe_security_descriptor
+            (SDDL, "D:P(A;;GA;;;OW)") are strings
 
 `)
 	fmt.Fprintln(flag.CommandLine.Output(), anylisten.AddressHelp)

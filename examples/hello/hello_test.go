@@ -277,11 +277,12 @@ func TestHelp(t *testing.T) {
 	flags := []string{
 		"unix-listen-unlink", "unix-listen-chmod", "unix-listen-uid", "unix-listen-gid",
 		"sd-accept-ignore-environment", "tcp-keepalive", "tcp-reuse-port", "recv-buffer-size",
-		"send-buffer-size", "tcp-only-v6", "tcp-listen-backlog", "tcp-kill-port",
+		"send-buffer-size", "tcp-only-v6", "tcp-listen-backlog", "tcp-kill-port", "npipe-security-descriptor",
 	}
 	forms := []string{
 		"127.0.0.1:8080", "[::]:80", ":8080", "tcp://HOST:PORT", "/run/app.sock", "./app.sock",
 		"unix:PATH", "@name", "inetd", "sd-listen", "sd-listen:NAME", "sd-listen:*", "fd://N", "vsock:CID:PORT",
+		`\\.\pipe\NAME`, "npipe://NAME",
 	}
 	for _, arg := range []string{"-h", "--help"} {
 		t.Run(arg, func(t *testing.T) {

@@ -31,6 +31,8 @@
 package sockfile
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 )
@@ -124,3 +126,37 @@ type InUseError struct{ Why string }
 
 func (e *InUseError) Error() string { return "bind: address already in use: " + e.Why }
 func (e *InUseError) Unwrap() error { return syscall.EADDRINUSE }
+
+var (
+	// errStale is what judge says of a stale socket it may replace.
+	errStale = errors.New("stale socket")
+	// errChanged is what judge says of a file that went while it was
+	// looked at: look again.
+	errChanged = errors.New("the file at the path changed")
+)
+
+// judge says what a file at a socket path is to a new socket: a stale
+// socket that o allows to replace (errStale), one that went meanwhile
+// (errChanged, as probe reports it), or an *InUseError that says what is
+// in the way: a live server's socket, a stale one without RemoveStale, or
+// a file that is not a socket. kind names the file if it is not a socket
+// ("" for a socket); probe reports whether a server accepts connections
+// on the socket, and heldBy names who holds a live one (" (held by ...)"
+// or "").
+func judge(kind string, probe func() (live bool, err error), heldBy func() string, o Options) error {
+	if kind != "" {
+		return &InUseError{kind + " is at this path; only a stale socket file is ever removed, so it is left alone: choose another path"}
+	}
+	live, err := probe()
+	switch {
+	case errors.Is(err, errChanged):
+		return err
+	case err != nil:
+		return fmt.Errorf("cannot tell whether the socket file at this path is stale: %w", err)
+	case live:
+		return &InUseError{"a live server has this socket open" + heldBy() + "; it is not taken over"}
+	case !o.RemoveStale:
+		return &InUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, or set " + o.UnlinkOption + " to have it removed"}
+	}
+	return errStale
+}

@@ -270,14 +270,6 @@ func (e *dirError) Error() string {
 
 func (e *dirError) Unwrap() error { return e.err }
 
-var (
-	// errStale is what judge says of a stale socket it may replace.
-	errStale = errors.New("stale socket")
-	// errChanged is what judge says of a file that went while it was
-	// looked at: look again.
-	errChanged = errors.New("the file at the path changed")
-)
-
 // occupant is the file at a socket path, pinned where the system allows
 // (Linux: an O_PATH fd), so that the file probed and compared is the very
 // file looked at, and its inode number cannot be given to another file
@@ -317,27 +309,13 @@ func (c *occupant) release() {
 	}
 }
 
-// judge says what the file c at base in dir is to a new socket: a stale
-// socket that o allows to replace (errStale), one that went meanwhile
-// (errChanged), or an *InUseError that says what is in the way: a live
-// server's socket, a stale one without RemoveStale, or a file that is not
-// a socket.
-func judge(dir int, base, path string, c *occupant, o Options) error {
+// judgeAt is judge of the file c at base in dir.
+func judgeAt(dir int, base, path string, c *occupant, o Options) error {
+	kind := ""
 	if c.st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return &InUseError{fileKind(uint32(c.st.Mode)) + " is at this path; only a stale socket file is ever removed, so it is left alone: choose another path"}
+		kind = fileKind(uint32(c.st.Mode))
 	}
-	live, err := probe(dir, base, path, c)
-	switch {
-	case errors.Is(err, errChanged):
-		return err
-	case err != nil:
-		return fmt.Errorf("cannot tell whether the socket file at this path is stale: %w", err)
-	case live:
-		return &InUseError{"a live server has this socket open" + heldBy(path, c) + "; it is not taken over"}
-	case !o.RemoveStale:
-		return &InUseError{"a stale socket file (nobody accepts on it) is in the way; remove it, or set " + o.UnlinkOption + " to have it removed"}
-	}
-	return errStale
+	return judge(kind, func() (bool, error) { return probe(dir, base, path, c) }, func() string { return heldBy(path, c) }, o)
 }
 
 // heldBy returns " (held by pid 1234 (hello))", the processes that hold the
@@ -371,7 +349,7 @@ func checkPath(dir int, base, path string, o Options) error {
 		return err
 	}
 	defer c.release()
-	if err := judge(dir, base, path, c, o); !errors.Is(err, errStale) && !errors.Is(err, errChanged) {
+	if err := judgeAt(dir, base, path, c, o); !errors.Is(err, errStale) && !errors.Is(err, errChanged) {
 		return err
 	}
 	return nil
@@ -412,7 +390,7 @@ func untilPlaced(dir int, base, path string, o Options, put func() (inWay bool, 
 		if c == nil {
 			continue // gone meanwhile
 		}
-		err = judge(dir, base, path, c, o)
+		err = judgeAt(dir, base, path, c, o)
 		if errors.Is(err, errStale) {
 			var p *private
 			var done func()
