@@ -53,6 +53,9 @@ import (
 //	           ANYLISTEN_TEST_CLOSE_FIRST if set, close the first listener before Ready
 //	           ANYLISTEN_TEST_LATE_READY if set, call Ready only once SIGTERM came,
 //	                                   print "LATE READY: ERROR", close, exit 0
+//	           ANYLISTEN_TEST_PEERCRED if set, write the line "PEER CREDS" to each
+//	                                   connection first, CREDS its peer's
+//	                                   (peerLine)
 //	         prints "LISTENER TYPE ADDR" on stderr for each listener, and
 //	         "CLOEXEC FD=BOOL (ERR)" if asked; writes one line to each
 //	         connection, "CONN LISTENER LOCAL REMOTE LISTEN_FDS=...
@@ -237,6 +240,7 @@ func serveChild() int {
 	if s := os.Getenv("ANYLISTEN_TEST_CONNS"); s != "" {
 		conns, _ = strconv.Atoi(s)
 	}
+	peercred := os.Getenv("ANYLISTEN_TEST_PEERCRED") != ""
 	if os.Getenv("ANYLISTEN_TEST_SPAWN") != "" {
 		out, err := exec.Command("/bin/sh", "-c", `readlink /proc/$$/fd/3 || echo none`).Output()
 		fmt.Fprintf(os.Stderr, "SPAWN fd3=%s (%v)\n", strings.TrimSpace(string(out)), err)
@@ -325,6 +329,9 @@ func serveChild() int {
 						fmt.Fprintln(os.Stderr, "ACCEPT ERROR:", err)
 					}
 					return
+				}
+				if peercred {
+					fmt.Fprintf(c, "PEER %s\n", peerLine(PeerCredentials(c)))
 				}
 				fmt.Fprintf(c, "%T %T %s %s LISTEN_FDS=%s KEEPIDLE=%d\n", c, ln, c.LocalAddr(), c.RemoteAddr(), os.Getenv("LISTEN_FDS"), keepIdle(c))
 				c.Close()
