@@ -55,7 +55,8 @@ import (
 //	                                   print "LATE READY: ERROR", close, exit 0
 //	           ANYLISTEN_TEST_PEERCRED if set, write the line "PEER CREDS" to each
 //	                                   connection first, CREDS its peer's
-//	                                   (peerLine)
+//	                                   (peerLine), and print "REFUSED CREDS" on
+//	                                   stderr for each one the allow lists refuse
 //	         prints "LISTENER TYPE ADDR" on stderr for each listener, and
 //	         "CLOEXEC FD=BOOL (ERR)" if asked; writes one line to each
 //	         connection, "CONN LISTENER LOCAL REMOTE LISTEN_FDS=...
@@ -241,6 +242,11 @@ func serveChild() int {
 		conns, _ = strconv.Atoi(s)
 	}
 	peercred := os.Getenv("ANYLISTEN_TEST_PEERCRED") != ""
+	if peercred {
+		opts.UnixRefused = func(peer Credentials, err error) {
+			fmt.Fprintf(os.Stderr, "REFUSED %s\n", peerLine(peer, err))
+		}
+	}
 	if os.Getenv("ANYLISTEN_TEST_SPAWN") != "" {
 		out, err := exec.Command("/bin/sh", "-c", `readlink /proc/$$/fd/3 || echo none`).Output()
 		fmt.Fprintf(os.Stderr, "SPAWN fd3=%s (%v)\n", strings.TrimSpace(string(out)), err)

@@ -109,7 +109,7 @@ func refusePacket(addr Address, o *Options) error {
 	case addr.kind == KindVsock:
 		return fmt.Errorf("AF_VSOCK datagrams are not supported (only stream sockets, through Listen): %w", errors.ErrUnsupported)
 	}
-	return nil
+	return refusePacketAllow(o)
 }
 
 // refuseStream says why Listen cannot serve addr, or nil: an address of

@@ -225,13 +225,15 @@ func TestPeerCredentialsInProcess(t *testing.T) {
 
 // TestPeerCredentialsConnectTime connects as root with socat, which then
 // execs setpriv to become nobody, keeping the connection: the credentials
-// stay root's, those of connect time, while the process is nobody's.
+// stay root's, those of connect time, while the process is nobody's. So
+// is an allow list of root alone passed.
 func TestPeerCredentialsConnectTime(t *testing.T) {
 	permNeedRoot(t)
 	setpriv := testenv.NeedTool(t, "setpriv")
 	dir := publicSocketDir(t)
 	path := filepath.Join(dir, "exec.sock")
-	ln := listenT(t, "unix:"+path, nil)
+	var refused []Credentials
+	ln := listenT(t, "unix:"+path, &Options{UnixAllowUID: []uint32{0}, UnixRefused: func(c Credentials, _ error) { refused = append(refused, c) }})
 	// socat connects, then (nofork) execs setpriv in its own process,
 	// which becomes nobody and runs a script that reports it over the
 	// connection.
@@ -255,6 +257,9 @@ func TestPeerCredentialsConnectTime(t *testing.T) {
 	}
 	if got.UID != 0 || got.GID != 0 || got.PID != peer.pid() {
 		t.Errorf("PeerCredentials = %+v; want uid 0, gid 0 and pid %d: the credentials of connect time", got, peer.pid())
+	}
+	if len(refused) != 0 {
+		t.Errorf("the hook was told of refused peers %+v", refused)
 	}
 }
 
