@@ -348,6 +348,82 @@ func TestUnixAllowFlood(t *testing.T) {
 	}
 }
 
+// TestUnixAllowMergeRefusedIsRace merges a UNIX listener whose allow list
+// refuses root, the user of every connection here, with a TCP listener:
+// a refused connection is a race to the merge (the watcher waits again),
+// neither an error nor the end of that listener, and one round of the
+// merge's Accept, so that refused peers cannot hold the other listeners
+// up; the TCP listener's connection is returned, and so is a connection
+// the UNIX listener admits afterwards.
+func TestUnixAllowMergeRefusedIsRace(t *testing.T) {
+	checkNoFDLeak(t)
+	var ul *UnixListener
+	refused := 0
+	opts := &Options{UnixAllowUID: []uint32{12345}, UnixRefused: func(Credentials, error) {
+		refused++
+		if refused == 3 {
+			ul.allow = newAllowList(&Options{UnixAllowUID: []uint32{0}}) // admit root from now on
+		}
+	}}
+	ul = listenT(t, "unix:"+filepath.Join(testenv.SocketDir(t), "race.sock"), opts).(*UnixListener)
+
+	// Straight from the readiness logic: each refused connection is one
+	// errRace, even with another queued behind it.
+	for range 2 {
+		c, err := net.Dial("unix", ul.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for i := 1; i <= 2; i++ {
+		if got, err := acceptReady(ul); got != nil || err != errRace || refused != i {
+			t.Fatalf("acceptReady of refused connection %d = %v, %v (hook called %d times); want errRace, the hook called once more", i, got, err, refused)
+		}
+	}
+
+	lns := tcpListeners(t, 1)
+	m := mustMerge(t, []net.Listener{ul, lns[0]})
+	defer m.Close()
+	unixClient, err := net.Dial("unix", ul.Addr().String()) // refused (the third)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unixClient.Close()
+	tcpClient, err := net.Dial("tcp", lns[0].Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpClient.Close()
+	for _, want := range []string{"*net.TCPConn", "*net.UnixConn"} {
+		res := make(chan acceptResult, 1)
+		go func() { c, err := m.Accept(); res <- acceptResult{c, err} }()
+		if want == "*net.UnixConn" {
+			// Only after the refusal, which admits root from then on.
+			admitted, err := net.Dial("unix", ul.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admitted.Close()
+		}
+		select {
+		case r := <-res:
+			if r.err != nil {
+				t.Fatalf("merged Accept: %v", r.err)
+			}
+			r.c.Close()
+			if got := typeName(r.c); got != want {
+				t.Errorf("merged Accept returned a %s, want a %s", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("merged Accept returned nothing within 10 s, want a %s (hook called %d times)", want, refused)
+		}
+	}
+	if refused != 3 {
+		t.Errorf("the hook was called %d times, want 3", refused)
+	}
+}
+
 // TestUnixAllowUnreadableCredentials checks that a connection whose
 // credentials cannot be read is refused too, and the hook told why.
 func TestUnixAllowUnreadableCredentials(t *testing.T) {
