@@ -57,6 +57,10 @@ import (
 //	                                   ANYLISTEN_TEST_ADDRS (which may then be empty);
 //	                                   each datagram counts as a connection, and is
 //	                                   answered "ECHO TYPE LOCAL pid=PID: DATAGRAM"
+//	           ANYLISTEN_TEST_PEERCRED if set, write the line "PEER CREDS" to each
+//	                                   connection first, CREDS its peer's
+//	                                   (peerLine), and print "REFUSED CREDS" on
+//	                                   stderr for each one the allow lists refuse
 //	         prints "LISTENER TYPE ADDR" on stderr for each listener
 //	         ("PACKETCONN TYPE ADDR" for each datagram socket), and
 //	         "CLOEXEC FD=BOOL (ERR)" if asked; writes one line to each
@@ -243,6 +247,12 @@ func serveChild() int {
 	if s := os.Getenv("ANYLISTEN_TEST_CONNS"); s != "" {
 		conns, _ = strconv.Atoi(s)
 	}
+	peercred := os.Getenv("ANYLISTEN_TEST_PEERCRED") != ""
+	if peercred {
+		opts.UnixRefused = func(peer Credentials, err error) {
+			fmt.Fprintf(os.Stderr, "REFUSED %s\n", peerLine(peer, err))
+		}
+	}
 	if os.Getenv("ANYLISTEN_TEST_SPAWN") != "" {
 		out, err := exec.Command("/bin/sh", "-c", `readlink /proc/$$/fd/3 || echo none`).Output()
 		fmt.Fprintf(os.Stderr, "SPAWN fd3=%s (%v)\n", strings.TrimSpace(string(out)), err)
@@ -390,6 +400,9 @@ func serveChild() int {
 						fmt.Fprintln(os.Stderr, "ACCEPT ERROR:", err)
 					}
 					return
+				}
+				if peercred {
+					fmt.Fprintf(c, "PEER %s\n", peerLine(PeerCredentials(c)))
 				}
 				fmt.Fprintf(c, "%T %T %s %s LISTEN_FDS=%s KEEPIDLE=%d\n", c, ln, c.LocalAddr(), c.RemoteAddr(), os.Getenv("LISTEN_FDS"), keepIdle(c))
 				c.Close()

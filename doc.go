@@ -94,6 +94,15 @@
 // a refused connection; package httpdrain stops the old net/http server
 // without losing a request.
 //
+// # Peer credentials
+//
+// PeerCredentials tells a server which user, group and process are at the
+// other end of a UNIX connection, as the kernel recorded them when that
+// process connected. Options.UnixAllowUID and UnixAllowGID make a UNIX
+// listener close, inside Accept, every connection whose peer is not on
+// them, before the server reads a byte; where no peer has credentials
+// (TCP, ListenPacket) they are an error rather than ignored.
+//
 // # UNIX socket files
 //
 // A socket file appears at its path only when it is complete: Listen binds

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -102,6 +103,49 @@ func ExampleListenAll() {
 	log.Fatal(http.Serve(ln, handler))
 }
 
+// A server on a UNIX socket that only root and the members of group 1000
+// may use, whatever the socket file's mode, which logs the peers it
+// refuses and tells each request whom it serves. On an abstract socket
+// (@name), which has no file permissions, the allow lists are the only
+// access control.
+func ExamplePeerCredentials() {
+	opts := &anylisten.Options{
+		UnixListenChmod: 0o666, // anyone may connect; the lists decide
+		UnixAllowUID:    []uint32{0},
+		UnixAllowGID:    []uint32{1000}, // the effective group or a supplementary one
+		UnixRefused: func(peer anylisten.Credentials, err error) {
+			// Called inside Accept: return quickly. (A local user can
+			// connect in a loop; rate-limit the log in production.)
+			if err != nil {
+				log.Printf("refused a peer whose credentials could not be read: %v", err)
+				return
+			}
+			log.Printf("refused uid %d (gid %d, groups %v, pid %d)", peer.UID, peer.GID, peer.Groups, peer.PID)
+		},
+	}
+	ln, err := anylisten.Listen(context.Background(), anylisten.MustParseAddress("/run/app/app.sock"), opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	type peerKey struct{}
+	srv := &http.Server{
+		// The credentials of the process that connected, as it was when
+		// it connected.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if peer, err := anylisten.PeerCredentials(c); err == nil {
+				ctx = context.WithValue(ctx, peerKey{}, peer)
+			}
+			return ctx
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			peer, _ := r.Context().Value(peerKey{}).(anylisten.Credentials)
+			fmt.Fprintf(w, "Hello, uid %d\n", peer.UID)
+		}),
+	}
+	log.Fatal(srv.Serve(ln))
+}
+
 // An HTTP client reaches a server on a UNIX or abstract socket, or any
 // other address a server can be given, with two lines: a Transport that
 // dials the Address, and a URL whose host goes into the Host header only.
@@ -195,6 +239,8 @@ func ExampleOptions_RegisterFlags() {
 		"--tcp-reuse-port",
 		"--recv-buffer-size=262144",
 		"--tcp-listen-backlog", "128",
+		"--unix-allow-uid", "0,1000",
+		"--unix-allow-uid=1001", // repeated: appends
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -210,6 +256,7 @@ func ExampleOptions_RegisterFlags() {
 	fmt.Println("RecvBufferSize:", opts.RecvBufferSize)
 	fmt.Println("SendBufferSize:", opts.SendBufferSize)
 	fmt.Println("TCPListenBacklog:", opts.TCPListenBacklog)
+	fmt.Println("UnixAllowUID:", opts.UnixAllowUID)
 
 	// Output:
 	// UnixListenUnlink: true
@@ -221,4 +268,5 @@ func ExampleOptions_RegisterFlags() {
 	// RecvBufferSize: 262144
 	// SendBufferSize: 0
 	// TCPListenBacklog: 128
+	// UnixAllowUID: [0 1000 1001]
 }

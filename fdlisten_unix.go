@@ -165,6 +165,11 @@ func (i fdInfo) checkPacket() error {
 // listener, a connected one (systemd's Accept=yes, inetd) a listener that
 // hands out that one connection. i must have passed checkStream.
 func fdListener(i fdInfo, o *Options) (net.Listener, error) {
+	if a := newAllowList(o); a != nil && !i.listening {
+		if err := admitInherited(i.fd, a); err != nil {
+			return nil, err
+		}
+	}
 	fd, err := dupCloexec(i.fd)
 	if err != nil {
 		return nil, err
@@ -189,9 +194,51 @@ func fdListener(i fdInfo, o *Options) (net.Listener, error) {
 	case *net.TCPListener:
 		return inheritedTCP(l, o)
 	case *net.UnixListener:
-		return &UnixListener{UnixListener: l, opts: bufferOpts(o)}, nil
+		return &UnixListener{UnixListener: l, opts: bufferOpts(o), allow: newAllowList(o)}, nil
 	}
 	return ln, nil
+}
+
+// admitInherited returns nil if the lists of a admit the peer of the
+// inherited UNIX connection fd (checkAllow made sure it is one). It looks
+// at fd itself, before package net has made it non-blocking, which would
+// change the file that others share: a failed Listen leaves it as it was.
+// A refused connection is shut down, so that it is dead for every holder
+// of the file (inetd's stdin and stdout, systemd's fd, any later Listen),
+// and the error is refuse's.
+func admitInherited(fd int, a *allowList) error {
+	cred, err := sockPeerCredentials(uintptr(fd))
+	if err == nil && a.allows(cred) {
+		return nil
+	}
+	unix.Shutdown(fd, unix.SHUT_RDWR)
+	return a.refuse(cred, err)
+}
+
+// checkAllow says why o's allow lists cannot be enforced on the
+// connections of i, or nil: a UNIX socket that listens, or a connection
+// that was accepted from one. One end of a socket pair (an unnamed
+// socket), as socat's EXEC without nofork passes it to inetd, connects to
+// the program that made the pair, not to a client, and a TCP or vsock
+// peer has no uid. i must have passed checkStream.
+func (i fdInfo) checkAllow(o *Options) error {
+	if !o.allowing() {
+		return nil
+	}
+	switch sa := i.local.(type) {
+	case *unix.SockaddrUnix:
+		if i.listening || !unnamedUnix(sa) {
+			return nil
+		}
+		return fmt.Errorf("%v, one end of a socket pair: %w", i,
+			o.unenforceable("its peer is the program that made the pair (socat's EXEC without nofork, say), not the client"))
+	case *unix.SockaddrInet4, *unix.SockaddrInet6:
+		return fmt.Errorf("%v: %w", i, o.unenforceable("a TCP peer has no uid"))
+	}
+	if isVsock(i.local) {
+		return fmt.Errorf("%v: %w", i, o.unenforceable("a vsock peer has no uid"))
+	}
+	return fmt.Errorf("%v: %w", i, o.unenforceable("only a UNIX peer has a uid"))
 }
 
 // fdPacketConn makes a net.PacketConn of the inherited datagram socket i

@@ -29,6 +29,12 @@ var stdinTaken struct {
 //   - otherwise, such as two pipes: one connection that reads stdin and
 //     writes stdout, with addresses that say "stdio".
 //
+// With allow lists (Options.UnixAllowUID, UnixAllowGID), only a UNIX
+// socket will do: a listening one, whose connections its listener
+// checks, or a connection, whose peer Listen checks; a refused peer's
+// connection is shut down, so that nothing more is read from it or
+// written to it, and Listen fails.
+//
 // In the last case stdin must be a pipe or socket open for reading and
 // stdout a pipe or socket open for writing; stdout is not looked at when
 // the socket on stdin carries the connection by itself. Anything else is
@@ -76,6 +82,9 @@ func listenInetd(o *Options) (net.Listener, error) {
 		if err == nil {
 			err = info.checkStream()
 		}
+		if err == nil {
+			err = info.checkAllow(o)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("stdin: %w", err)
 		}
@@ -98,6 +107,9 @@ func listenInetd(o *Options) (net.Listener, error) {
 	}
 	if err := checkStdio(1, ok[1], &st[1]); err != nil {
 		return nil, err
+	}
+	if o.allowing() {
+		return nil, fmt.Errorf("stdin and stdout are pipes: %w", o.unenforceable("a peer over pipes has no uid"))
 	}
 	r, err := stdioFile(0, "stdin")
 	if err != nil {

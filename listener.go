@@ -72,6 +72,13 @@ import (
 // The passed sockets are made close-on-exec when the package initialises,
 // so that no child process inherits them.
 //
+// With allow lists (Options.UnixAllowUID, UnixAllowGID), a UNIX listener
+// returns only connections whose peer (PeerCredentials) is on a list, and
+// closes the others inside Accept; an address whose peers have no
+// credentials (TCP, vsock, an inherited TCP socket, inetd over pipes) is an
+// error instead, as is the one connection of inetd or Accept=yes whose
+// peer the lists refuse.
+//
 // The caller owns the listener and must Close it. Closing a listener on a
 // UNIX socket path removes the socket file it created, unless another
 // socket has replaced it since.
@@ -95,6 +102,9 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 		return nil, err
 	}
 	if err := refuseStream(addr); err != nil {
+		return nil, opError("listen", addr, err)
+	}
+	if err := refuseAllow(addr, &o); err != nil {
 		return nil, opError("listen", addr, err)
 	}
 	var ln net.Listener

@@ -283,9 +283,23 @@ func acceptReady(ln deadliner) (net.Conn, error) {
 		testHookReady(ln)
 	}
 	ln.SetDeadline(time.Now().Add(raceWait))
-	c, err := ln.Accept()
+	var c net.Conn
+	var err error
+	if ul, ok := ln.(*UnixListener); ok && ul.allow != nil {
+		// One connection from the kernel, not AcceptUnix's loop: one
+		// its allow lists refused ends this Accept as a race does, and
+		// the watcher waits for the next. Otherwise Accept would wait
+		// raceWait for it here, holding up the other listeners, each
+		// time a refused peer connects.
+		var uc *net.UnixConn
+		if uc, err = ul.acceptOne(); err == nil {
+			c = uc
+		}
+	} else {
+		c, err = ln.Accept()
+	}
 	ln.SetDeadline(time.Time{})
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || isRefused(err)) {
 		return nil, errRace
 	}
 	return c, err

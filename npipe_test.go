@@ -52,3 +52,15 @@ func TestRefuseNpipeOptions(t *testing.T) {
 		}
 	}
 }
+
+// An allow list cannot be enforced on a named pipe: Listen refuses it on
+// every platform, before it would say the pipe is unsupported.
+func TestNpipeRefusesAllowList(t *testing.T) {
+	ln, err := Listen(context.Background(), MustParseAddress(`\\.\pipe\anylisten-test`), &Options{UnixAllowUID: []uint32{0}})
+	if ln != nil {
+		ln.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "unix_allow_uid") || !strings.Contains(err.Error(), "npipe_security_descriptor") {
+		t.Errorf("Listen of a pipe with an allow list: %v, want an error naming unix_allow_uid and npipe_security_descriptor", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,12 +15,14 @@ import (
 // default Options gives the same socket net.Listen would.
 //
 // An option that does not apply to an address kind is ignored, so one
-// Options value can serve a TCP and a UNIX address side by side. The one
-// exception guards against a silently wider access: the socket file's
-// mode and owner (UnixListenChmod, UnixListenUID, UnixListenGID) with a
-// Windows named pipe and no NpipeSecurityDescriptor are an error, since
-// the pipe would get Windows's default descriptor instead. Listen copies
-// the Options and never modifies them.
+// Options value can serve a TCP and a UNIX address side by side. The
+// exceptions guard against a silently wider access: the allow lists
+// (UnixAllowUID, UnixAllowGID) are an error where they cannot be enforced,
+// and the socket file's mode and owner (UnixListenChmod, UnixListenUID,
+// UnixListenGID) with a Windows named pipe and no NpipeSecurityDescriptor
+// are an error, since the pipe would get Windows's default descriptor
+// instead. Listen copies the Options and never modifies them (nor the
+// lists).
 //
 // The field tags give the option's key in a JSON, YAML or TOML config file;
 // RegisterFlags registers the same options as command-line flags with the
@@ -49,6 +52,63 @@ type Options struct {
 	// errors.ErrUnsupported.
 	UnixListenUID *uint32 `json:"unix_listen_uid,omitempty" yaml:"unix_listen_uid,omitempty" toml:"unix_listen_uid,omitempty"`
 	UnixListenGID *uint32 `json:"unix_listen_gid,omitempty" yaml:"unix_listen_gid,omitempty" toml:"unix_listen_gid,omitempty"`
+
+	// UnixAllowUID and UnixAllowGID admit a UNIX connection only if its
+	// peer is on one of the lists: its user id in UnixAllowUID, or its
+	// group or one of its supplementary groups in UnixAllowGID. Default
+	// empty: no check, whoever can connect is served. Root is admitted
+	// only if 0 is listed.
+	//
+	// The peer is the process that called connect(), with the
+	// credentials it had at that time, as the kernel recorded them (see
+	// Credentials): a peer that changes its uid later, or passes its fd
+	// to another process, keeps them. A connection the lists refuse, or
+	// whose credentials cannot be read, is closed inside Accept before
+	// the server sees it or reads a byte of it, UnixRefused is told, and
+	// Accept goes on to the next one; connections the lists admit are
+	// returned as ever, *net.UnixConn. The check comes after connect, so
+	// a refused peer can still connect and take a place in the listen
+	// backlog until Accept closes it: keep strangers from connecting at
+	// all with the socket file's mode (UnixListenChmod). Supplementary
+	// groups count where the system reports them (Linux 4.13 and later;
+	// macOS, FreeBSD and DragonFly up to 15 of them); on OpenBSD, NetBSD,
+	// Solaris and illumos only the effective group does. On Linux a peer
+	// whose uid or gid does not map into this process's user namespace is
+	// reported as the overflow id 65534 (nobody, nogroup), so listing
+	// 65534 admits every such peer.
+	//
+	// They apply to UNIX paths, unixpacket: and abstract names (@name: an
+	// abstract socket has no file permissions, so the lists are its only
+	// access control), and to inherited UNIX sockets (sd-listen, fd://,
+	// adopted and handed-over sockets, inetd's listening stdin). For the
+	// one connection of inetd or systemd's Accept=yes over a UNIX socket,
+	// Listen checks its peer: a refused one is told to UnixRefused, its
+	// connection is shut down (the fds stay open, as after any failed
+	// Listen, but nothing more is read from it or written to it), and
+	// Listen fails with an error that names its uid.
+	//
+	// Unlike the other options they are never ignored, so that a list
+	// that cannot be enforced does not pass unnoticed: Listen of an
+	// address whose peers have no credentials (TCP, vsock, an inherited
+	// TCP socket, inetd over pipes or over one end of a socket pair, whose
+	// peer is the program that made the pair) is an error naming the
+	// option, and so is ListenPacket; on systems without peer
+	// credentials (Windows, AIX) the error wraps errors.ErrUnsupported.
+	// With ListenAll, which gives every address the same Options, listen
+	// on TCP addresses with other Options. 4294967295 ((uid_t)-1) is not
+	// a valid id. Linux, macOS, the BSDs, Solaris and illumos.
+	UnixAllowUID []uint32 `json:"unix_allow_uid,omitempty" yaml:"unix_allow_uid,omitempty" toml:"unix_allow_uid,omitempty"`
+	UnixAllowGID []uint32 `json:"unix_allow_gid,omitempty" yaml:"unix_allow_gid,omitempty" toml:"unix_allow_gid,omitempty"`
+
+	// UnixRefused, if not nil, is called for each connection that
+	// UnixAllowUID and UnixAllowGID refuse, once it is shut down, with the
+	// peer's credentials, or with the error that kept them from being
+	// read (err is nil otherwise). It is called from inside Accept (for
+	// the one connection of inetd and Accept=yes, from inside Listen),
+	// and from as many goroutines at once as call Accept, so it must
+	// return quickly: log (at a limited rate: a local user can connect
+	// in a loop), count. Default nil. Not a config key or a flag.
+	UnixRefused func(peer Credentials, err error) `json:"-" yaml:"-" toml:"-"`
 
 	// SDAcceptIgnoreEnvironment makes systemd addresses ignore LISTEN_PID
 	// and LISTEN_FDS and use file descriptor 3 (or the fd named by fd://N)
@@ -183,6 +243,15 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("anylisten: option %s is %d, which chown reads as \"no change\"; leave it unset instead", id.name, *id.v)
 		}
 	}
+	for _, l := range [...]struct {
+		name, what string
+		ids        []uint32
+	}{{"unix_allow_uid", "user", o.UnixAllowUID}, {"unix_allow_gid", "group", o.UnixAllowGID}} {
+		if slices.Contains(l.ids, math.MaxUint32) {
+			return fmt.Errorf("anylisten: option %s lists %d, which is (%s_t)-1, not a %s id; want ids 0 to %d",
+				l.name, uint32(math.MaxUint32), l.what[:1]+"id", l.what, uint32(math.MaxUint32-1))
+		}
+	}
 	if o.TCPKeepalive != nil {
 		if err := o.TCPKeepalive.validate(); err != nil {
 			return fmt.Errorf("anylisten: option tcp_keepalive: %w", err)
@@ -201,12 +270,16 @@ func (o *Options) Validate() error {
 // uses where it has the option:
 //
 //	--unix-listen-unlink, --unix-listen-chmod MODE, --unix-listen-uid UID,
-//	--unix-listen-gid GID, --sd-accept-ignore-environment, --no-adopt,
-//	--tcp-keepalive T:C:I|off, --tcp-reuse-port, --recv-buffer-size BYTES,
-//	--send-buffer-size BYTES, --tcp-only-v6, --tcp-listen-backlog N,
-//	--tcp-kill-port, --npipe-security-descriptor SDDL
+//	--unix-listen-gid GID, --unix-allow-uid UID[,UID...],
+//	--unix-allow-gid GID[,GID...], --sd-accept-ignore-environment,
+//	--no-adopt, --tcp-keepalive T:C:I|off, --tcp-reuse-port,
+//	--recv-buffer-size BYTES, --send-buffer-size BYTES, --tcp-only-v6,
+//	--tcp-listen-backlog N, --tcp-kill-port, --npipe-security-descriptor SDDL
 //
-// The flags' defaults are o's current values. Call it before fs.Parse; with
+// The flags' defaults are o's current values. --unix-allow-uid and
+// --unix-allow-gid take decimal ids separated by commas and may be
+// repeated: the first use replaces the default list, and each further one
+// appends to it. Call it before fs.Parse; with
 // github.com/spf13/pflag, register into a flag.FlagSet and add that with
 // pflag's AddGoFlagSet.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
@@ -221,6 +294,12 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"change the owner of the newly bound UNIX socket file to this numeric `UID` (default: the process's user)")
 	fs.Var(uidFlag{&o.UnixListenGID}, "unix-listen-gid",
 		"change the group of the newly bound UNIX socket file to this numeric `GID` (default: the process's group)")
+	fs.Var(&idListFlag{p: &o.UnixAllowUID, what: "user"}, "unix-allow-uid",
+		"serve a UNIX socket connection only if its peer's user id is one of `UID[,UID...]` (or its group is allowed by --unix-allow-gid); "+
+			"repeatable; others are closed unread (default: no check)")
+	fs.Var(&idListFlag{p: &o.UnixAllowGID, what: "group"}, "unix-allow-gid",
+		"serve a UNIX socket connection only if its peer's group or one of its supplementary groups is one of `GID[,GID...]` "+
+			"(or its user is allowed by --unix-allow-uid); repeatable; others are closed unread (default: no check)")
 	fs.BoolVar(&o.SDAcceptIgnoreEnvironment, "sd-accept-ignore-environment", o.SDAcceptIgnoreEnvironment,
 		"ignore LISTEN_PID and LISTEN_FDS and use file descriptor 3 unconditionally for sd-listen addresses")
 	fs.BoolVar(&o.NoAdopt, "no-adopt", o.NoAdopt,

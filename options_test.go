@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,8 +146,8 @@ func TestRegisterFlags(t *testing.T) {
 	}
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	if len(names) != 14 {
-		t.Errorf("RegisterFlags registered %d flags, want 14: %v", len(names), names)
+	if len(names) != 16 {
+		t.Errorf("RegisterFlags registered %d flags, want 16: %v", len(names), names)
 	}
 
 	for _, bad := range [][]string{
@@ -157,6 +158,94 @@ func TestRegisterFlags(t *testing.T) {
 	} {
 		if err := fs.Parse(bad); err == nil {
 			t.Errorf("flags %q parsed without error", bad)
+		}
+	}
+}
+
+// TestRegisterFlagsAllowLists parses --unix-allow-uid and --unix-allow-gid:
+// comma lists, repeated flags that append, a first use that replaces the
+// default, and errors that quote the input and change nothing.
+func TestRegisterFlagsAllowLists(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		start      Options // the defaults
+		args       []string
+		uids, gids []uint32
+	}{
+		{"none", Options{}, nil, nil, nil},
+		{"one", Options{}, []string{"--unix-allow-uid", "0"}, []uint32{0}, nil},
+		{"list", Options{}, []string{"--unix-allow-uid=0,1000,33"}, []uint32{0, 1000, 33}, nil},
+		{"repeated", Options{}, []string{"--unix-allow-uid", "0", "--unix-allow-gid", "100", "--unix-allow-uid=1000,1001", "--unix-allow-gid=4294967294"},
+			[]uint32{0, 1000, 1001}, []uint32{100, 4294967294}},
+		{"replaces-default", Options{UnixAllowUID: []uint32{5, 6}, UnixAllowGID: []uint32{7}}, []string{"--unix-allow-uid", "0", "--unix-allow-uid", "1"},
+			[]uint32{0, 1}, []uint32{7}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.start
+			start := slices.Clone(o.UnixAllowUID)
+			defaults := o.UnixAllowUID
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o.RegisterFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.uids, o.UnixAllowUID); diff != "" {
+				t.Errorf("UnixAllowUID (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.gids, o.UnixAllowGID); diff != "" {
+				t.Errorf("UnixAllowGID (-want +got):\n%s", diff)
+			}
+			if !slices.Equal(defaults, start) {
+				t.Errorf("the default list's array was changed to %v, was %v", defaults, start)
+			}
+		})
+	}
+
+	for _, tt := range []struct{ arg, want string }{
+		{"", `invalid user id list "": id 1 is empty; want ids separated by commas, like 0,1000`},
+		{"1,,2", `invalid user id list "1,,2": id 2 is empty`},
+		{"1,", `invalid user id list "1,": id 2 is empty`},
+		{"-1", `invalid user id list "-1": "-1" is not a decimal user id 0 to 4294967294`},
+		{"+1", `"+1" is not a decimal user id`},
+		{"0x10", `"0x10" is not a decimal user id`},
+		{"1 2", `"1 2" is not a decimal user id`},
+		{"4294967295", `invalid user id list "4294967295": "4294967295" is not a decimal user id 0 to 4294967294`},
+		{"4294967296", `"4294967296" is not a decimal user id`},
+		{"root", `invalid user id list "root": "root" is not a decimal user id`},
+	} {
+		o := Options{UnixAllowUID: []uint32{9}}
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o.RegisterFlags(fs)
+		err := fs.Parse([]string{"--unix-allow-uid", "3", "--unix-allow-uid", tt.arg})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("--unix-allow-uid %q: %v; want an error saying %q", tt.arg, err, tt.want)
+		}
+		if !slices.Equal(o.UnixAllowUID, []uint32{3}) {
+			t.Errorf("--unix-allow-uid %q changed the list to %v; want it as before, [3]", tt.arg, o.UnixAllowUID)
+		}
+	}
+	var o Options
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--unix-allow-gid=x"}); err == nil || !strings.Contains(err.Error(), `invalid group id list "x": "x" is not a decimal group id`) {
+		t.Errorf("--unix-allow-gid=x: %v", err)
+	}
+	if got := fs.Lookup("unix-allow-uid").Value.String(); got != "" {
+		t.Errorf("--unix-allow-uid's default is %q, want none", got)
+	}
+	o.UnixAllowUID = []uint32{0, 1000}
+	if got := fs.Lookup("unix-allow-uid").Value.String(); got != "0,1000" {
+		t.Errorf("--unix-allow-uid's String is %q, want 0,1000", got)
+	}
+	var usage strings.Builder
+	fs.SetOutput(&usage)
+	fs.PrintDefaults()
+	for _, want := range []string{"-unix-allow-uid UID[,UID...]", "-unix-allow-gid GID[,GID...]"} {
+		if !strings.Contains(usage.String(), want) {
+			t.Errorf("usage does not say %q:\n%s", want, usage.String())
 		}
 	}
 }
@@ -187,7 +276,9 @@ func TestOptionsJSON(t *testing.T) {
 		"tcp_only_v6": true,
 		"tcp_listen_backlog": 64,
 		"tcp_kill_port": true,
-		"npipe_security_descriptor": "D:P(A;;GA;;;BA)(A;;GA;;;SY)"
+		"npipe_security_descriptor": "D:P(A;;GA;;;BA)(A;;GA;;;SY)",
+		"unix_allow_uid": [0, 1000],
+		"unix_allow_gid": [4294967294]
 	}`
 	var o Options
 	if err := json.Unmarshal([]byte(in), &o); err != nil {
@@ -198,6 +289,7 @@ func TestOptionsJSON(t *testing.T) {
 		SDAcceptIgnoreEnvironment: true, TCPKeepalive: &TCPKeepalive{Count: 3}, TCPReusePort: true,
 		RecvBufferSize: 4096, SendBufferSize: 8192, TCPOnlyV6: true, TCPListenBacklog: 64, TCPKillPort: true,
 		NpipeSecurityDescriptor: "D:P(A;;GA;;;BA)(A;;GA;;;SY)",
+		UnixAllowUID:            []uint32{0, 1000}, UnixAllowGID: []uint32{4294967294},
 	}
 	if diff := cmp.Diff(want, o); diff != "" {
 		t.Errorf("options from JSON (-want +got):\n%s", diff)
@@ -213,8 +305,14 @@ func TestOptionsJSON(t *testing.T) {
 	if diff := cmp.Diff(o, back); diff != "" {
 		t.Errorf("JSON round trip via %s (-want +got):\n%s", out, diff)
 	}
-	if out, _ := json.Marshal(Options{}); string(out) != "{}" {
-		t.Errorf("zero Options marshal to %s, want {}", out)
+	if out, _ := json.Marshal(Options{UnixRefused: func(Credentials, error) {}}); string(out) != "{}" {
+		t.Errorf("zero Options (with a UnixRefused hook, which is not configuration) marshal to %s, want {}", out)
+	}
+	for _, bad := range []string{`{"unix_allow_uid":[-1]}`, `{"unix_allow_gid":"0"}`, `{"unix_allow_uid":[4294967296]}`} {
+		var o Options
+		if err := json.Unmarshal([]byte(bad), &o); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 	if err := json.Unmarshal([]byte(`{"unix_listen_chmod":"rw"}`), &o); err == nil ||
 		!strings.Contains(err.Error(), `invalid UNIX socket mode "rw"`) {
@@ -232,6 +330,8 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{TCPListenBacklog: -5}, "tcp_listen_backlog is -5"},
 		{Options{UnixListenChmod: 0o4755}, "unix_listen_chmod is 04755"},
 		{Options{UnixListenUID: ptr(^uint32(0))}, `"no change"`},
+		{Options{UnixAllowUID: []uint32{0, 4294967295}}, "option unix_allow_uid lists 4294967295, which is (uid_t)-1, not a user id; want ids 0 to 4294967294"},
+		{Options{UnixAllowGID: []uint32{4294967295}}, "option unix_allow_gid lists 4294967295, which is (gid_t)-1, not a group id"},
 		{Options{TCPKeepalive: &TCPKeepalive{Count: -1}}, "tcp_keepalive: count -1"},
 		{Options{TCPKeepalive: &TCPKeepalive{Off: true, Count: 3}}, "tcp_keepalive: keep-alive is off, yet timers are set"},
 		{Options{TCPKeepalive: &TCPKeepalive{Idle: 10 * time.Hour}}, "tcp_keepalive: time 10h0m0s is out of range"},

@@ -112,7 +112,7 @@ func refusePacket(addr Address, o *Options) error {
 	case addr.kind == KindNpipe:
 		return errors.New("a named pipe is served as a byte stream (message-mode pipes are not offered): serve it with Listen, not ListenPacket")
 	}
-	return nil
+	return refusePacketAllow(o)
 }
 
 // refuseStream says why Listen cannot serve addr, or nil: an address of

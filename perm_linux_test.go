@@ -94,11 +94,22 @@ func permNeedRoot(t testing.TB) {
 }
 
 // permSocketDir returns a new directory for socket files that every user
-// can reach, and in it a copy of the test binary that every user can run
-// (the one go test built lies in a directory only root may enter).
+// can reach (publicSocketDir), and in it a copy of the test binary that
+// every user can run (the one go test built lies in a directory only root
+// may enter).
 func permSocketDir(t testing.TB) (dir, exe string) {
 	t.Helper()
-	dir = testenv.SocketDir(t)
+	dir = publicSocketDir(t)
+	exe = filepath.Join(dir, "anylisten.test")
+	copyExecutable(t, exe)
+	return dir, exe
+}
+
+// publicSocketDir returns a new directory for socket files that every
+// user can reach: it and every directory above it are searchable by all.
+func publicSocketDir(t testing.TB) string {
+	t.Helper()
+	dir := testenv.SocketDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -115,9 +126,7 @@ func permSocketDir(t testing.TB) (dir, exe string) {
 			break
 		}
 	}
-	exe = filepath.Join(dir, "anylisten.test")
-	copyExecutable(t, exe)
-	return dir, exe
+	return dir
 }
 
 // runPermChild runs exe as u, connecting to paths, and returns the

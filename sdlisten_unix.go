@@ -336,12 +336,18 @@ func otherCall(packet bool) string {
 // claimLocked checks every fd in pick and returns their listener: the
 // native one for one fd, a merged one for several. Only if all of them
 // can be served are they marked taken by a and closed (the listeners hold
-// duplicates); otherwise nothing is taken and every fd stays open.
-// inherited.mu must be held.
+// duplicates); otherwise nothing is taken and every fd stays open (a
+// connection whose peer o's allow lists refuse is shut down, dead for
+// any later Listen). inherited.mu must be held.
 func claimLocked(pick []sdFD, a Address, o *Options) (net.Listener, error) {
 	infos, err := checkLocked(pick, false)
 	if err != nil {
 		return nil, err
+	}
+	for i, info := range infos {
+		if err := info.checkAllow(o); err != nil {
+			return nil, fmt.Errorf("%v: %w", pick[i], err)
+		}
 	}
 	lns := make([]net.Listener, 0, len(pick))
 	for i, info := range infos {

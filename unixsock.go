@@ -14,7 +14,9 @@ import (
 // connection, and a Close that removes the socket file only while it is
 // still the one this listener created.
 //
-// Accept returns *net.UnixConn values, never wrapped.
+// Accept returns *net.UnixConn values, never wrapped. With the allow
+// lists of the Options (UnixAllowUID, UnixAllowGID), it returns only those
+// whose peer the lists admit, and closes the others (see AcceptUnix).
 //
 // On Windows, which has AF_UNIX stream sockets but none of the file modes
 // and owners the Options set, package net binds the path itself (no
@@ -29,9 +31,10 @@ import (
 type UnixListener struct {
 	*net.UnixListener
 
-	addr *net.UnixAddr // the socket path; nil: the kernel's name (abstract and inherited sockets)
-	opts *Options      // non-nil when accepted conns need buffer sizes
-	sf   socketFile
+	addr  *net.UnixAddr // the socket path; nil: the kernel's name (abstract and inherited sockets)
+	opts  *Options      // non-nil when accepted conns need buffer sizes
+	allow *allowList    // non-nil when accepted conns must pass allow lists
+	sf    socketFile
 	// netUnlinks is set where package net bound the path (outside Unix)
 	// and so removes the socket file on Close itself.
 	netUnlinks bool
@@ -61,13 +64,35 @@ func (l *UnixListener) Accept() (net.Conn, error) {
 // AcceptUnix waits for and returns the next connection, with the buffer
 // sizes of the Options applied (a failure to apply them is not reported,
 // as with TCP keep-alive in package net: the connection is still good).
+//
+// With Options.UnixAllowUID or UnixAllowGID, it returns only connections
+// whose peer the lists admit: one they refuse, or whose peer credentials
+// cannot be read, it closes unread, tells Options.UnixRefused, and waits
+// for the next. (So Accept may take from the kernel more connections than
+// it returns, and a deadline set with SetDeadline bounds the whole wait.)
 func (l *UnixListener) AcceptUnix() (*net.UnixConn, error) {
+	for {
+		c, err := l.acceptOne()
+		if !isRefused(err) {
+			return c, err
+		}
+	}
+}
+
+// acceptOne accepts one connection from the kernel. One the allow lists
+// refuse is closed, and the error is a *refusedError.
+func (l *UnixListener) acceptOne() (*net.UnixConn, error) {
 	c, err := l.UnixListener.AcceptUnix()
 	if err != nil {
 		if oe, ok := err.(*net.OpError); ok && l.addr != nil {
 			oe.Addr = l.addr // the path, not the private directory it was bound in
 		}
 		return nil, err
+	}
+	if l.allow != nil {
+		if err := l.allow.screen(c); err != nil {
+			return nil, err
+		}
 	}
 	if l.opts == nil {
 		return c, nil

@@ -32,7 +32,7 @@ func listenAbstract(name string, typ sockType, o *Options) (net.Listener, error)
 	if err != nil {
 		return nil, err
 	}
-	ul.opts = bufferOpts(o)
+	ul.opts, ul.allow = bufferOpts(o), newAllowList(o)
 	return ul, nil
 }
 

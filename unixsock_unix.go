@@ -50,7 +50,7 @@ func listenUnix(_ context.Context, path string, typ sockType, o *Options) (net.L
 	}
 	ul.sf.own(file)
 	ul.addr = &net.UnixAddr{Name: path, Net: network}
-	ul.opts = bufferOpts(o)
+	ul.opts, ul.allow = bufferOpts(o), newAllowList(o)
 	return ul, nil
 }
 

@@ -16,6 +16,7 @@ import (
 // another name.
 var packages = map[string]string{
 	"systemd-socket-activate": "systemd",
+	"setpriv":                 "util-linux",
 }
 
 // NeedTool returns the path of the program name from PATH. If there is

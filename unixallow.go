@@ -1,0 +1,232 @@
+package anylisten
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The allow lists of UNIX connections (Options.UnixAllowUID and
+// UnixAllowGID): a UnixListener screens each connection it accepts, Listen
+// the one connection of inetd and systemd's Accept=yes, and Listen and
+// ListenPacket refuse the lists where they cannot be enforced.
+
+// allowList is the allow lists of a listener, nil where there are none.
+type allowList struct {
+	uids, gids []uint32 // sorted copies of the options' lists
+	refused    func(Credentials, error)
+}
+
+// newAllowList returns the allow lists of o, or nil if it has none.
+func newAllowList(o *Options) *allowList {
+	if !o.allowing() {
+		return nil
+	}
+	return &allowList{uids: sortedIDs(o.UnixAllowUID), gids: sortedIDs(o.UnixAllowGID), refused: o.UnixRefused}
+}
+
+func sortedIDs(ids []uint32) []uint32 {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	return s
+}
+
+// allowing reports whether o has an allow list.
+func (o *Options) allowing() bool { return len(o.UnixAllowUID) > 0 || len(o.UnixAllowGID) > 0 }
+
+// allows reports whether the lists admit a peer with the credentials c:
+// its uid is in uids, or its group or one of its groups in gids.
+func (a *allowList) allows(c Credentials) bool {
+	if has(a.uids, c.UID) || has(a.gids, c.GID) {
+		return true
+	}
+	for _, g := range c.Groups {
+		if has(a.gids, g) {
+			return true
+		}
+	}
+	return false
+}
+
+func has(sorted []uint32, id uint32) bool {
+	_, found := slices.BinarySearch(sorted, id)
+	return found
+}
+
+// screen returns nil if the lists admit the peer of the accepted
+// connection c. Otherwise, and when its credentials cannot be read, it
+// closes c and returns refuse's error.
+func (a *allowList) screen(c *net.UnixConn) error {
+	cred, err := unixConnCredentials(c)
+	if err == nil && a.allows(cred) {
+		return nil
+	}
+	c.Close()
+	return a.refuse(cred, err)
+}
+
+// refuse tells the UnixRefused hook of a peer the lists refused, with its
+// credentials cred or the error err of reading them, and returns a
+// *refusedError.
+func (a *allowList) refuse(cred Credentials, err error) error {
+	if a.refused != nil {
+		a.refused(cred, err)
+	}
+	return &refusedError{cred: cred, err: err, uid: len(a.uids) > 0, gid: len(a.gids) > 0}
+}
+
+// refusedError is a connection the allow lists refused.
+type refusedError struct {
+	cred     Credentials
+	err      error // why the credentials could not be read, or nil
+	uid, gid bool  // which lists there are
+}
+
+func (e *refusedError) Error() string {
+	option := allowOption(e.uid, e.gid)
+	if e.err != nil {
+		return fmt.Sprintf("the peer's credentials could not be read (%v), so %s refused its connection and shut it down", e.err, option)
+	}
+	c := e.cred
+	return fmt.Sprintf("the peer, uid %d (gid %d, groups %v, pid %d), is not allowed by %s: its connection was shut down", c.UID, c.GID, c.Groups, c.PID, option)
+}
+
+func (e *refusedError) Unwrap() error { return e.err }
+
+// isRefused reports whether err, as acceptOne returns it, says that the
+// allow lists refused the connection. (A type assertion, not errors.As,
+// whose target would cost Accept an allocation.)
+func isRefused(err error) bool {
+	_, refused := err.(*refusedError)
+	return refused
+}
+
+// allowOption names the allow lists that are set, as the errors of the
+// other options name them: by key and flag.
+func allowOption(uid, gid bool) string {
+	switch {
+	case uid && gid:
+		return "the unix_allow_uid and unix_allow_gid options (--unix-allow-uid, --unix-allow-gid)"
+	case gid:
+		return "the unix_allow_gid option (--unix-allow-gid)"
+	}
+	return "the unix_allow_uid option (--unix-allow-uid)"
+}
+
+// allowOption names o's allow lists.
+func (o *Options) allowOption() string {
+	return allowOption(len(o.UnixAllowUID) > 0, len(o.UnixAllowGID) > 0)
+}
+
+// unenforceable is the error for o's allow lists on a socket whose peers
+// have no credentials; why says so, as "a TCP peer has no uid".
+func (o *Options) unenforceable(why string) error {
+	lists, option := "list", "option"
+	if len(o.UnixAllowUID) > 0 && len(o.UnixAllowGID) > 0 {
+		lists, option = "lists", "options"
+	}
+	return fmt.Errorf("%s: %s, so the %s cannot be enforced: listen on it without the %s", o.allowOption(), why, lists, option)
+}
+
+// refuseAllow says why o's allow lists cannot be enforced on addr, or nil.
+// The address kind decides it for TCP and vsock, before anything is
+// opened; systemd and inetd sockets are looked at when Listen takes them
+// (fdInfo.checkAllow).
+func refuseAllow(addr Address, o *Options) error {
+	if !o.allowing() {
+		return nil
+	}
+	switch addr.kind {
+	case KindTCP:
+		return o.unenforceable("a TCP peer has no uid")
+	case KindVsock:
+		return o.unenforceable("a vsock peer has no uid")
+	case KindNpipe:
+		return o.unenforceable("a named pipe's peer is not checked by uid; say who may connect with npipe_security_descriptor")
+	}
+	if !peerCredentialsSupported {
+		return fmt.Errorf("%s needs the peer credentials of UNIX connections, which %s does not give: %w",
+			o.allowOption(), runtime.GOOS, errors.ErrUnsupported)
+	}
+	return nil
+}
+
+// refusePacketAllow is ListenPacket's error for o's allow lists, or nil.
+func refusePacketAllow(o *Options) error {
+	if !o.allowing() {
+		return nil
+	}
+	return o.unenforceable("a datagram socket has no connection whose peer could be checked")
+}
+
+// idListFlag is the flag.Value of Options.UnixAllowUID and UnixAllowGID:
+// UID[,UID...], repeatable. The first Set replaces the ids the list held
+// when the flag was registered (its default, from a config file say) and
+// every later one appends, as AddressList.Flag does for --listen. A Set
+// whose text does not parse changes nothing.
+type idListFlag struct {
+	p    *[]uint32 // nil only in the zero value flag.PrintDefaults makes
+	what string    // "user" or "group"
+	set  bool      // a Set has replaced the default
+}
+
+func (f *idListFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return formatIDs(*f.p)
+}
+
+func (f *idListFlag) Set(s string) error {
+	ids, err := parseIDs(s, f.what)
+	if err != nil {
+		return err
+	}
+	if !f.set {
+		// A new array: the default's stays as the caller made it.
+		*f.p, f.set = ids, true
+		return nil
+	}
+	*f.p = append(*f.p, ids...)
+	return nil
+}
+
+// IsCumulative tells kingpin, which asks a flag's value, that the flag
+// may be given more than once.
+func (*idListFlag) IsCumulative() bool { return true }
+
+// parseIDs parses a comma-separated list of decimal user (what "user") or
+// group ids.
+func parseIDs(s, what string) ([]uint32, error) {
+	var ids []uint32
+	for i, part := range strings.Split(s, ",") {
+		n, err := strconv.ParseUint(part, 10, 32)
+		if err != nil || n == math.MaxUint32 {
+			why := fmt.Sprintf("%q is not a decimal %s id 0 to %d", part, what, uint32(math.MaxUint32-1))
+			if part == "" {
+				why = fmt.Sprintf("id %d is empty", i+1)
+			}
+			return nil, fmt.Errorf("anylisten: invalid %s id list %q: %s; want ids separated by commas, like 0,1000", what, s, why)
+		}
+		ids = append(ids, uint32(n))
+	}
+	return ids, nil
+}
+
+// formatIDs is the text form of an id list: decimal ids separated by
+// commas.
+func formatIDs(ids []uint32) string {
+	var b []byte
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(id), 10)
+	}
+	return string(b)
+}
