@@ -138,10 +138,12 @@ const forms = "want HOST:PORT, :PORT, PORT, tcp://HOST:PORT, udp://HOST:PORT, /p
 //	npipe:////./pipe/NAME                       Windows named pipe, as Docker writes it
 //
 // The forms without a scheme name no socket type: HOST:PORT is TCP for
-// Listen and UDP for ListenPacket, and a path or @name a stream socket for
-// Listen and a datagram socket for ListenPacket, so that one address can
-// serve both (a DNS server on :53). udp://, unixgram: and unixpacket: fix
-// the type, and the other call refuses them.
+// Listen and UDP for ListenPacket, so that one address serves both (a DNS
+// server on :53), and a path or @name is a stream socket for Listen and a
+// datagram socket for ListenPacket (one path is one socket file, so a
+// server with both needs two paths; an abstract name can serve both).
+// udp://, unixgram: and unixpacket: fix the type, and the other call
+// refuses them.
 //
 // Any other string is an error of type *ParseError that quotes s and says
 // which forms are accepted. A relative UNIX path must start with ./ or ../

@@ -308,13 +308,13 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"set TCP keep-alive on each accepted connection: `T:C:I`, a colon-separated time_ms:count:interval_ms, "+
 			"each optional (60000, :3:, ::5000; empty: on with the OS's timers), or off (default: Go's, on with 15 s idle time)")
 	fs.BoolVar(&o.TCPReusePort, "tcp-reuse-port", o.TCPReusePort,
-		"set SO_REUSEPORT, so that several processes can accept connections on the same port, spread by the kernel")
+		"set SO_REUSEPORT, so that several processes can listen on the same port (TCP or UDP), spread by the kernel")
 	fs.IntVar(&o.RecvBufferSize, "recv-buffer-size", o.RecvBufferSize,
-		"set SO_RCVBUF of accepted connections to `BYTES` (default: the OS's)")
+		"set SO_RCVBUF of accepted connections (of the socket itself for datagrams; a named pipe's input buffer) to `BYTES` (default: the OS's)")
 	fs.IntVar(&o.SendBufferSize, "send-buffer-size", o.SendBufferSize,
-		"set SO_SNDBUF of accepted connections to `BYTES` (default: the OS's)")
+		"set SO_SNDBUF of accepted connections (of the socket itself for datagrams; a named pipe's output buffer) to `BYTES` (default: the OS's)")
 	fs.BoolVar(&o.TCPOnlyV6, "tcp-only-v6", o.TCPOnlyV6,
-		"set IPV6_V6ONLY, so that an IPv6 socket takes no IPv4 connections")
+		"set IPV6_V6ONLY, so that an IPv6 socket takes no IPv4 connections or datagrams")
 	fs.IntVar(&o.TCPListenBacklog, "tcp-listen-backlog", o.TCPListenBacklog,
 		"maximum number of pending unaccepted TCP connections, `N` (default: the kernel's maximum, somaxconn)")
 	fs.BoolVar(&o.TCPKillPort, "tcp-kill-port", o.TCPKillPort,
