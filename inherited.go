@@ -8,9 +8,11 @@ type InheritedSocket struct {
 	FD   int    // its file descriptor, from 3
 	Name string // its LISTEN_FDNAMES entry; "unknown" where none was given
 	// Addr is what the socket is bound to: a *net.TCPAddr, *net.UDPAddr or
-	// *net.UnixAddr (an abstract name starts with '@'), or for another
-	// family one whose Network names it. It is nil for a socket Ready
-	// closed, or an fd that is not a socket.
+	// *net.UnixAddr (an abstract name starts with '@'; a socket anylisten
+	// bound in a private directory, as a predecessor's, shows its path, as
+	// SocketPath maps it), or for another family one whose Network names
+	// it. It is nil for a socket Ready closed, or an fd that is not a
+	// socket.
 	Addr net.Addr
 	// TakenBy is the canonical form of the Address whose Listen took the
 	// socket (for sd-listen:* that form), or "" if none did.

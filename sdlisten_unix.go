@@ -619,10 +619,10 @@ func inheritedSockets() []InheritedSocket {
 		case by == closedAfterReady:
 			s.Closed = true
 		case taken:
-			s.TakenBy, s.Addr = by, inherited.addrs[f.fd]
+			s.TakenBy, s.Addr = by, SocketPath(inherited.addrs[f.fd])
 		default:
 			if info, err := inspectFD(f.fd); err == nil {
-				s.Addr = info.addr()
+				s.Addr = SocketPath(info.addr())
 			}
 		}
 		out[i] = s

@@ -35,7 +35,7 @@ func TestUpgrade(t *testing.T) {
 	u.Path = os.Args[0]
 	u.Args = []string{}
 	u.Env = append(os.Environ(), childEnv(tcp.Addr().String()+",unix:"+path, "", 2)...)
-	u.Env = append(u.Env, "ANYLISTEN_TEST_READY=1")
+	u.Env = append(u.Env, "ANYLISTEN_TEST_READY=1", "ANYLISTEN_TEST_INHERITED=1")
 	pid, stderr, err := upgradeWith(t, &u, nil) // the child's stderr is this process's
 	if err != nil {
 		t.Fatalf("Upgrade: %v; child said:\n%s", err, stderr)
@@ -59,7 +59,10 @@ func TestUpgrade(t *testing.T) {
 			t.Errorf("%s %s: the child answered %q", d[0], d[1], line)
 		}
 	}
-	for _, want := range []string{"LISTENER *net.TCPListener " + tcp.Addr().String(), "LISTENER *anylisten.UnixListener " + path} {
+	// Inherited shows the socket the predecessor bound in a private
+	// directory at its path.
+	for _, want := range []string{"LISTENER *net.TCPListener " + tcp.Addr().String(), "LISTENER *anylisten.UnixListener " + path,
+		" " + path + " taken=" + path + " closed=false"} {
 		deadline := time.Now().Add(5 * time.Second)
 		for !strings.Contains(stderr.String(), want) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
