@@ -349,3 +349,40 @@ func TestUnixgramSendsFromItsPath(t *testing.T) {
 		t.Errorf("in a directory others may write, the kernel's name is %q, want the one it was bound to in a private directory", got)
 	}
 }
+
+// TestUnixgramDotDotThroughSymlink: from a working directory reached
+// through a symbolic link (PWD, as a shell sets it, names the link),
+// ../app.sock is the parent of the physical directory, as the kernel
+// resolves it; ListenPacket binds there, and again after Close, and
+// leaves nothing in the directory PWD's text would name.
+func TestUnixgramDotDotThroughSymlink(t *testing.T) {
+	base := testenv.SocketDir(t)
+	data, home := filepath.Join(base, "data"), filepath.Join(base, "home")
+	proj := filepath.Join(data, "proj")
+	for _, d := range []string{proj, home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(home, "link")
+	if err := os.Symlink(proj, link); err != nil {
+		t.Fatal(err)
+	}
+	chdir(t, link)
+	t.Setenv("PWD", link)
+	for i := range 2 {
+		pc, err := ListenPacket(context.Background(), MustParseAddress("../app.sock"), nil)
+		if err != nil {
+			t.Fatalf("ListenPacket(../app.sock) #%d: %v", i+1, err)
+		}
+		if got, want := pc.(*UnixgramConn).UnixConn.LocalAddr().String(), filepath.Join(data, "app.sock"); got != want {
+			t.Errorf("the kernel's name is %q, want %q", got, want)
+		}
+		pc.Close()
+	}
+	for _, d := range []string{data, home} {
+		if _, err := os.Lstat(filepath.Join(d, "app.sock")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s/app.sock after Close: %v", d, err)
+		}
+	}
+}

@@ -74,12 +74,15 @@ type Options struct {
 	// Named asks that the socket's kernel name (what getsockname says, and
 	// what the peers of a datagram socket see as the address it sends
 	// from) be the path itself, not the private directory's name. Where
-	// the system gives a socket its mode before bind (Linux) and nobody
-	// but this process's user and root can create, remove or rename
-	// entries of the directory (no group or other write bit), Create
-	// binds the socket at the path (its absolute form, where that fits
-	// sun_path, so that peers can answer to it from any working
-	// directory): nobody else can put anything there or
+	// the system gives a socket its mode before bind (Linux), nobody but
+	// this process's user and root can create, remove or rename entries of
+	// the directory (no group or other write bit) or move it or a
+	// directory above it (no group or other write bit, or the sticky bit
+	// with the entry below owned by this user or root), Create binds the
+	// socket at the path (the directory's physical path, without symbolic
+	// links or "..", and the name, where that fits sun_path, so that peers
+	// can answer to it from any working directory): nobody else can put
+	// anything there or
 	// swap it, the file is born with at most the asked rights (owner only
 	// until its owner is set), and a failed Create removes it. Elsewhere
 	// the socket is made in a private directory as any other, and the

@@ -1,6 +1,8 @@
 package sockfile
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -53,6 +55,23 @@ func procPath(fd int) (string, bool) {
 func viaFD(dir int, name string) (string, bool) {
 	d, ok := procPath(dir)
 	return d + "/" + name, ok
+}
+
+// physicalPath returns the system's name for the directory dir is open
+// on: absolute, without symbolic links or "..", if /proc shows it and it
+// still leads to dir.
+func physicalPath(dir int) (string, bool) {
+	name, ok := procPath(dir)
+	if !ok {
+		return "", false
+	}
+	phys, err := os.Readlink(name)
+	var viaName, direct unix.Stat_t
+	if err != nil || !filepath.IsAbs(phys) || unix.Stat(phys, &viaName) != nil || unix.Fstat(dir, &direct) != nil ||
+		viaName.Dev != direct.Dev || viaName.Ino != direct.Ino {
+		return "", false
+	}
+	return phys, true
 }
 
 // pinFile opens the file name in dir, never following a symbolic link, as

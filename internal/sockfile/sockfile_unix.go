@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,8 +45,10 @@ func Create(path string, fd int, o Options, ready func(bound string) error) (_ *
 	if err := checkPath(dir, base, path, o); err != nil {
 		return nil, err
 	}
-	if o.Named && inPlaceOK(dir, o) {
-		return createInPlace(dir, dirPath, base, path, fd, o, ready)
+	if o.Named {
+		if name, ok := inPlaceName(dir, base, o); ok {
+			return createInPlace(dir, dirPath, base, path, name, fd, o, ready)
+		}
 	}
 	p, err := makePrivate(dir, dirPath)
 	if err != nil {
@@ -79,29 +82,56 @@ func Create(path string, fd int, o Options, ready func(bound string) error) (_ *
 	return &File{dir: dir, name: base, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
 }
 
-// inPlaceOK reports whether a socket with o can be bound at its path in
-// dir itself (Options.Named): the system sets a socket's mode before bind,
-// the mode is known (asked for, or left as bind gives it with no owner to
-// set), and nobody but this process's user and root can create, remove or
-// rename entries of dir.
-func inPlaceOK(dir int, o Options) bool {
+// inPlaceName returns the name to bind a socket with o to at base in dir
+// itself (Options.Named), if that is safe: the system sets a socket's
+// mode before bind; the mode is known (asked for, or left as bind gives it
+// with no owner to set); the name is dir's physical path (the system's
+// name for the open directory: no symbolic link, no "..") and base, and
+// fits sun_path; and nobody but this process's user and root can create,
+// remove or rename entries of dir, or move dir or a directory above it:
+// the kernel looks the name up again at bind, and it must lead to dir.
+func inPlaceName(dir int, base string, o Options) (string, bool) {
 	if !modeBeforeBind || o.Mode == 0 && (o.UID >= 0 || o.GID >= 0) {
-		return false
+		return "", false
+	}
+	phys, ok := physicalPath(dir)
+	if !ok {
+		return "", false
+	}
+	name := strings.TrimSuffix(phys, "/") + "/" + base
+	if len(name) > maxSunPath {
+		return "", false
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(dir, &st); err != nil {
-		return false
+	if err := unix.Fstat(dir, &st); err != nil || !ownedSafe(&st) || st.Mode&0o022 != 0 {
+		return "", false
 	}
-	return (int(st.Uid) == os.Geteuid() || st.Uid == 0) && st.Mode&0o022 == 0
+	// Each directory above may not let others move what is in it: no
+	// write bit for group and others, or the sticky bit with the entry
+	// below it owned by this user or root.
+	for child, parent := phys, filepath.Dir(phys); child != parent; child, parent = parent, filepath.Dir(parent) {
+		var ps, cs unix.Stat_t
+		if unix.Lstat(parent, &ps) != nil || unix.Lstat(child, &cs) != nil ||
+			ps.Mode&unix.S_IFMT != unix.S_IFDIR || !ownedSafe(&ps) ||
+			ps.Mode&0o022 != 0 && (ps.Mode&unix.S_ISVTX == 0 || !ownedSafe(&cs)) {
+			return "", false
+		}
+	}
+	return name, true
 }
 
-// createInPlace binds fd at path itself, in dir (see Options.Named and
-// inPlaceOK): the socket is given its mode first, born with at most that
+// ownedSafe reports whether st belongs to this process's user or root.
+func ownedSafe(st *unix.Stat_t) bool {
+	return int(st.Uid) == os.Geteuid() || st.Uid == 0
+}
+
+// createInPlace binds fd to name, path itself in dir (see Options.Named
+// and inPlaceName): the socket is given its mode first, born with at most that
 // (owner only while an owner is to be set), then its owner and mode; a
 // stale socket in the way is removed as place does. Nobody else can
 // create an entry in dir, so the socket found at base right after bind is
 // this one. On error the file is removed and fd is the caller's to close.
-func createInPlace(dir int, dirPath, base, path string, fd int, o Options, ready func(bound string) error) (_ *File, err error) {
+func createInPlace(dir int, dirPath, base, path, name string, fd int, o Options, ready func(bound string) error) (_ *File, err error) {
 	if o.Mode != 0 {
 		pre := o.Mode
 		if o.UID >= 0 || o.GID >= 0 {
@@ -110,12 +140,6 @@ func createInPlace(dir int, dirPath, base, path string, fd int, o Options, ready
 		if err := unix.Fchmod(fd, pre); err != nil {
 			return nil, os.NewSyscallError("fchmod", err)
 		}
-	}
-	// Its absolute path, where that fits: the name its peers can answer
-	// to from any working directory.
-	name := path
-	if abs, err := filepath.Abs(path); err == nil && len(abs) <= maxSunPath {
-		name = abs
 	}
 	if err := bindInPlace(dir, dirPath, base, path, name, fd, o); err != nil {
 		return nil, err

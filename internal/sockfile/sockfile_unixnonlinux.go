@@ -8,6 +8,9 @@ import "golang.org/x/sys/unix"
 // (0777 less the umask), whatever was set on the socket before.
 const modeBeforeBind = false
 
+// physicalPath has no name for an open directory here.
+func physicalPath(int) (string, bool) { return "", false }
+
 // boundFile cannot tell the file a socket is bound to here.
 func boundFile(int) (dev, ino uint64, ok bool) { return 0, 0, false }
 
