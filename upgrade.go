@@ -30,7 +30,8 @@ type Upgrader struct {
 	// Path is the executable to start. Default: the path this program was
 	// started as (os.Args[0], looked up in PATH, made absolute when the
 	// package initialised; os.Executable's answer then, if that is not
-	// the file that runs), and whatever is at that path at the time of
+	// the file that runs or names a file per process, as /proc/self/exe
+	// does), and whatever is at that path at the time of
 	// Upgrade: a new binary a deploy put there, even if it moved the old
 	// file away or switched a symbolic link.
 	Path string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -206,4 +207,51 @@ func TestUpgradeFailedSuccessorKeepsSocketFile(t *testing.T) {
 		t.Fatalf("the failed successor removed the socket file: %v", err)
 	}
 	roundTrip(t, ln)
+}
+
+// The Upgrader starts the binary at the path the program was started as,
+// except where that path means another file in the successor's starter
+// (/bin/sh), as /proc/self/exe does: a fresh-eyes review started a
+// program as /proc/self/exe, and Upgrade ran the shell on its first
+// argument as a script.
+func TestPathStartedAs(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	link := filepath.Join(dir, "prog")
+	if err := os.Symlink(exe, link); err != nil {
+		t.Fatal(err)
+	}
+	procLink := filepath.Join(dir, "viaproc")
+	if err := os.Symlink("/proc/self/exe", procLink); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	executable := func() (string, error) { return exe, nil }
+	lookPath := func(name string) (string, error) {
+		if name == "prog" {
+			return link, nil
+		}
+		return "", exec.ErrNotFound
+	}
+	for _, tt := range []struct {
+		arg0, want string
+	}{
+		{link, link},             // the path as started, symbolic link and all
+		{"prog", link},           // looked up in PATH
+		{"/proc/self/exe", exe},  // the shell's own binary in the successor's starter
+		{"/dev/fd/3", exe},       // likewise per process
+		{procLink, exe},          // a link into /proc
+		{other, exe},             // not the file that runs
+		{"unknown-command", exe}, // not in PATH
+	} {
+		if got := pathStartedAs([]string{tt.arg0, "arg"}, executable, lookPath); got != tt.want {
+			t.Errorf("os.Args[0] %q: started as %q, want %q", tt.arg0, got, tt.want)
+		}
+	}
 }

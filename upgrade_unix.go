@@ -115,21 +115,25 @@ func (u *Upgrader) upgrade(ctx context.Context) (int, error) {
 // Upgrade starts what is at that path at the time, such as a new binary a
 // deploy put there, even if the deploy first moved the old file away
 // (os.Executable then names the moved file) or switched a symbolic link.
-var startedAs = pathStartedAs()
+var startedAs = pathStartedAs(os.Args, os.Executable, exec.LookPath)
 
-func pathStartedAs() string {
-	exe, err := os.Executable()
-	if err != nil || len(os.Args) == 0 {
+// pathStartedAs finds startedAs from the arguments and the system's answers.
+// An os.Args[0] whose meaning depends on the process that looks it up
+// (/proc/self/exe, /dev/fd/N: the successor's starter is /bin/sh, where
+// /proc/self/exe is the shell) is not used.
+func pathStartedAs(args []string, executable func() (string, error), lookPath func(string) (string, error)) string {
+	exe, err := executable()
+	if err != nil || len(args) == 0 {
 		return ""
 	}
-	arg := os.Args[0]
+	arg := args[0]
 	if !strings.Contains(arg, "/") {
-		if arg, err = exec.LookPath(arg); err != nil {
+		if arg, err = lookPath(arg); err != nil {
 			return exe
 		}
 	}
 	abs, err := filepath.Abs(arg)
-	if err != nil {
+	if err != nil || perProcess(abs) {
 		return exe
 	}
 	a, err1 := os.Stat(abs)
@@ -138,6 +142,26 @@ func pathStartedAs() string {
 		return exe
 	}
 	return abs
+}
+
+// perProcess reports whether path names a different file in each process
+// (/proc/self, /proc/thread-self, /dev/fd, /dev/std*), or may through a
+// symbolic link into /proc or /dev.
+func perProcess(path string) bool {
+	for hops := 0; hops < 40; hops++ {
+		if strings.HasPrefix(path, "/proc/") || strings.HasPrefix(path, "/dev/") {
+			return true
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return false
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return true // a loop of links
 }
 
 // checkExecutable says why path cannot be run, before a shell says it
