@@ -496,3 +496,57 @@ func TestListenErrorWording(t *testing.T) {
 		t.Errorf("Dial of the zero Address: %#v, want a *net.OpError", err)
 	}
 }
+
+// A passed fd that was not open when the program started, or that holds
+// another file now (the program closed it, and the number went to a
+// socket of its own), is never taken: a fresh-eyes review had ListenPacket
+// adopt the program's own UDP socket from such a slot and close it under
+// its owner, whose next datagram went into an unrelated TCP connection.
+func TestReusedSlotNotTaken(t *testing.T) {
+	ln := listenT(t, "127.0.0.1:0", &Options{NoAdopt: true})
+	lfd, err := dupSocket(ln.(*net.TCPListener))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const slot = 200 // the program's own socket, at the number of a passed slot
+	if err := unix.Dup3(lfd, slot, unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(lfd)
+	t.Cleanup(func() { unix.Close(slot) })
+	saved := passedAtStart
+	t.Cleanup(func() { passedAtStart = saved })
+	e := &sdEnv{n: slot - listenFDsStart + 1}
+	match, err := boundMatcher(context.Background(), MustParseAddress(ln.Addr().String()), false)
+	if err != nil || match == nil {
+		t.Fatalf("boundMatcher: %v", err)
+	}
+	find := func() (sdFD, bool) {
+		inherited.mu.Lock()
+		defer inherited.mu.Unlock()
+		return findLocked(e, match)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(slot, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		passed map[int]fileID
+		taken  bool
+		why    string
+	}{
+		{"closed at start", map[int]fileID{}, false, "not open when the program started"},
+		{"another file now", map[int]fileID{slot: {uint64(st.Dev), uint64(st.Ino) + 1}}, false, "another file than the one passed"},
+		{"the file passed", map[int]fileID{slot: {uint64(st.Dev), uint64(st.Ino)}}, true, ""},
+	} {
+		passedAtStart = tt.passed
+		f, ok := find()
+		if ok != tt.taken || ok && f.fd != slot {
+			t.Errorf("%s: found %v, %v; want found %v", tt.name, f, ok, tt.taken)
+		}
+		if err := stillPassed(slot); (err == nil) != tt.taken || err != nil && !strings.Contains(err.Error(), tt.why) {
+			t.Errorf("%s: stillPassed = %v, want %q", tt.name, err, tt.why)
+		}
+	}
+}

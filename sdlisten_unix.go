@@ -67,8 +67,9 @@ func init() { closeOnExecPassed() }
 // closeOnExecPassed runs at package initialisation. If sockets were passed
 // to this process (LISTEN_PID is its pid), it makes fds 3 to
 // 3+LISTEN_FDS-1 close-on-exec, as systemd's sd_listen_fds does, so that no
-// child started before the first Listen inherits them; it changes nothing
-// else, and leaves the environment alone.
+// child started before the first Listen inherits them, and notes what each
+// is (passedAtStart); it changes nothing else, and leaves the environment
+// alone.
 func closeOnExecPassed() {
 	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
 		return
@@ -77,9 +78,39 @@ func closeOnExecPassed() {
 	if err != nil || n < 1 || n > maxListenFDs {
 		return
 	}
+	passedAtStart = make(map[int]fileID, n)
 	for fd := listenFDsStart; fd < listenFDsStart+n; fd++ {
-		unix.CloseOnExec(fd)
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil {
+			passedAtStart[fd] = fileID{uint64(st.Dev), uint64(st.Ino)}
+			unix.CloseOnExec(fd)
+		}
 	}
+}
+
+// passedAtStart is the identity of each passed fd that was open when the
+// package initialised, if sockets were passed to this process then; nil
+// if not. An fd that was closed then, or that is another file now (the
+// program closed it and the number was reused), is not a passed socket,
+// and is never taken (stillPassed).
+var passedAtStart map[int]fileID
+
+// stillPassed says why fd is not the file passed as it, or nil if it is
+// (or if what was passed is not known: no LISTEN_PID for this process at
+// start, as with sd_accept_ignore_environment).
+func stillPassed(fd int) error {
+	if passedAtStart == nil {
+		return nil
+	}
+	id, open := passedAtStart[fd]
+	if !open {
+		return errors.New("not open when the program started: nothing was passed as it")
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || uint64(st.Dev) != id.dev || uint64(st.Ino) != id.ino {
+		return errors.New("another file than the one passed as it (the program closed it, and the number was used again)")
+	}
+	return nil
 }
 
 // forgetListenVars removes the protocol's variables from the environment,
@@ -391,7 +422,11 @@ func checkLocked(pick []sdFD, packet bool) ([]fdInfo, error) {
 		if by, taken := inherited.claimed[f.fd]; taken {
 			return nil, fmt.Errorf("%v was already taken by an earlier Listen of %s; each inherited socket serves one listener", f, by)
 		}
-		info, err := inspectFD(f.fd)
+		err := stillPassed(f.fd)
+		var info fdInfo
+		if err == nil {
+			info, err = inspectFD(f.fd)
+		}
 		if err == nil && packet {
 			err = info.checkPacket()
 		} else if err == nil {
@@ -545,7 +580,7 @@ func findLocked(e *sdEnv, match func(fdInfo) bool) (sdFD, bool) {
 		if isClaimed(f.fd) {
 			continue
 		}
-		if info, err := inspectFD(f.fd); err == nil && match(info) {
+		if info, err := inspectFD(f.fd); err == nil && stillPassed(f.fd) == nil && match(info) {
 			return f, true
 		}
 	}
@@ -621,7 +656,7 @@ func inheritedSockets() []InheritedSocket {
 		case taken:
 			s.TakenBy, s.Addr = by, SocketPath(inherited.addrs[f.fd])
 		default:
-			if info, err := inspectFD(f.fd); err == nil {
+			if info, err := inspectFD(f.fd); err == nil && stillPassed(f.fd) == nil {
 				s.Addr = SocketPath(info.addr())
 			}
 		}
