@@ -129,10 +129,16 @@ var ErrAddrInUse = errors.New("address already in use")
 // within Timeout.
 func (p *Process) WaitListening() error {
 	err := p.WaitFor("listening", func(stderr string) bool { return strings.Contains(stderr, "listening on ") })
-	if err != nil && p.HasExited() && strings.Contains(p.Stderr.String(), syscall.EADDRINUSE.Error()) {
+	if err != nil && addrInUse(p) {
 		return ErrAddrInUse
 	}
 	return err
+}
+
+// addrInUse reports whether the process exited because its address was
+// taken, as its standard error says.
+func addrInUse(p *Process) bool {
+	return p.HasExited() && strings.Contains(p.Stderr.String(), syscall.EADDRINUSE.Error())
 }
 
 // StartListening starts a program on a free TCP port and waits until it
