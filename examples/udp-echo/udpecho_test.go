@@ -119,19 +119,7 @@ func socatEcho(t *testing.T, peer string, msgs ...string) {
 	// -t: after the end of its input, socat exits once no datagram came
 	// for this long.
 	cmd := exec.Command(tool, "-t", "0.2", "-", peer)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr testenv.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout, stderr := testenv.StartPiped(t, cmd)
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	out := stdout.(*os.File) // a pipe, which has deadlines
