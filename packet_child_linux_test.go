@@ -26,19 +26,7 @@ func socatAsk(t testing.TB, msg string, args ...string) string {
 	t.Helper()
 	tool := testenv.NeedTool(t, "socat")
 	cmd := exec.Command(tool, append([]string{"-"}, args...)...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := new(testenv.Buffer)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	in, out, stderr := testenv.StartPiped(t, cmd)
 	defer func() {
 		in.Close()
 		cmd.Process.Kill()

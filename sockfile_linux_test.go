@@ -178,19 +178,7 @@ func startAttack(t testing.TB, asNobody bool, exe string, args ...string) *attac
 	cmd := exec.Command(exe)
 	cmd.Env = childModeEnv("attack", "ANYLISTEN_TEST_ATTACK="+strings.Join(args, " "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout, stderr := testenv.StartPiped(t, cmd)
 	var once sync.Once
 	hits := -1
 	stop := func(t testing.TB) int {

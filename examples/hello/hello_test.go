@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,9 +47,14 @@ type hello struct {
 // startHello starts hello with args in dir ("" for the test's directory).
 // When the test ends, hello is killed if it still runs, and the test fails
 // if it wrote anything to standard output.
-func startHello(t *testing.T, dir string, args ...string) *hello {
+func startHello(t testing.TB, dir string, args ...string) *hello {
 	t.Helper()
 	return startProcess(t, dir, nil, helloPath, args...)
+}
+
+// startHere is startHello in the test's directory, for testenv's checks.
+func startHere(t testing.TB, args ...string) *testenv.Process {
+	return startHello(t, "", args...).Process
 }
 
 // startProcess starts the program path with args in dir ("" for the
@@ -60,13 +64,19 @@ func startHello(t *testing.T, dir string, args ...string) *hello {
 // systemd-socket-activate -a or socat fork), and the test fails if the
 // program wrote anything to standard output: hello never does, and
 // neither do these tools.
-func startProcess(t *testing.T, dir string, env []string, path string, args ...string) *hello {
+func startProcess(t testing.TB, dir string, env []string, path string, args ...string) *hello {
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.Env = env
+	return &hello{startInGroup(t, cmd)}
+}
+
+// startInGroup is startProcess for a command already made.
+func startInGroup(t testing.TB, cmd *exec.Cmd) *testenv.Process {
+	t.Helper()
 	inOwnProcessGroup(cmd)
-	return &hello{testenv.StartProcess(t, cmd, killProcessGroup)}
+	return testenv.StartProcess(t, cmd, killProcessGroup)
 }
 
 // waitReady waits until hello has logged that it listens and a connection
@@ -95,19 +105,6 @@ func (h *hello) waitReady(network, address string) error {
 	}
 }
 
-// runHello runs hello with args until it exits and returns what it wrote
-// and its exit code.
-func runHello(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	h := startHello(t, "", args...)
-	code = h.WaitExit(t)
-	var exitErr *exec.ExitError
-	if err := h.Err(); err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("hello %q: %v", args, err)
-	}
-	return h.Stdout.String(), h.Stderr.String(), code
-}
-
 // server is a hello that accepts connections.
 type server struct {
 	*hello
@@ -118,58 +115,35 @@ type server struct {
 
 // Kinds of address serveOn listens on.
 const (
-	onTCP          = "tcp"      // 127.0.0.1:PORT
-	onUnix         = "unix"     // an absolute socket path
-	onUnixRelative = "relative" // ./hello.sock in a new working directory
-	onAbstract     = "abstract" // @anylisten-test-RANDOM
+	onTCP          = testenv.OnPort         // 127.0.0.1:PORT
+	onUnix         = testenv.OnUnix         // an absolute socket path
+	onUnixRelative = testenv.OnUnixRelative // ./hello.sock in a new working directory
+	onAbstract     = testenv.OnAbstract     // @anylisten-test-RANDOM
 )
 
 // serveOn starts hello with the arguments args gives for a new address of
 // the kind on and waits until it accepts connections. A TCP port that
 // another process took in the meantime is replaced by a new one.
-func serveOn(t *testing.T, on string, args func(addr string) []string) *server {
+func serveOn(t testing.TB, on string, args func(addr string) []string) *server {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		var s server
-		network, dial, dir := "unix", "", ""
+	var s server
+	testenv.ServeOn(t, on, "tcp", "hello.sock", func(a testenv.Address) (*testenv.Process, error) {
+		s = server{addr: a.Addr, path: a.Path}
+		network, dial := "unix", a.Path
 		switch on {
 		case onTCP:
-			network = "tcp"
-			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-			dial = s.addr
-			s.curlArgs = []string{"http://" + s.addr + "/"}
-		case onUnix:
-			s.addr = filepath.Join(testenv.SocketDir(t), "hello.sock")
-			s.path, dial = s.addr, s.addr
-			s.curlArgs = []string{"--unix-socket", s.path, "http://x/"}
-		case onUnixRelative:
-			dir = testenv.SocketDir(t)
-			s.addr = "./hello.sock"
-			s.path = filepath.Join(dir, "hello.sock")
-			dial = s.path
-			s.curlArgs = []string{"--unix-socket", s.path, "http://x/"}
+			network, dial = "tcp", a.Addr
+			s.curlArgs = []string{"http://" + a.Addr + "/"}
 		case onAbstract:
-			if runtime.GOOS != "linux" {
-				t.Skipf("abstract UNIX sockets exist on Linux only, not on %s", runtime.GOOS)
-			}
-			name := fmt.Sprintf("anylisten-test-%016x", rand.Uint64())
-			s.addr = "@" + name
-			dial = s.addr // package net dials @name as an abstract socket
-			s.curlArgs = []string{"--abstract-unix-socket", name, "http://x/"}
+			dial = a.Addr // package net dials @name as an abstract socket
+			s.curlArgs = []string{"--abstract-unix-socket", strings.TrimPrefix(a.Addr, "@"), "http://x/"}
 		default:
-			t.Fatalf("unknown address kind %q", on)
+			s.curlArgs = []string{"--unix-socket", a.Path, "http://x/"}
 		}
-		s.hello = startHello(t, dir, args(s.addr)...)
-		err := s.waitReady(network, dial)
-		if err == nil {
-			return &s
-		}
-		if on == onTCP && attempt < 5 && s.HasExited() && strings.Contains(s.Stderr.String(), "address already in use") {
-			t.Logf("port of %s was taken meanwhile, trying another: %v", s.addr, err)
-			continue
-		}
-		t.Fatal(err)
-	}
+		s.hello = startHello(t, a.Dir, args(a.Addr)...)
+		return s.Process, s.waitReady(network, dial)
+	})
+	return &s
 }
 
 // curl runs the real curl with args and returns the body it received.
@@ -284,31 +258,7 @@ func TestHelp(t *testing.T) {
 		"unix:PATH", "@name", "inetd", "sd-listen", "sd-listen:NAME", "sd-listen:*", "fd://N", "vsock:CID:PORT",
 		`\\.\pipe\NAME`, "npipe://NAME",
 	}
-	for _, arg := range []string{"-h", "--help"} {
-		t.Run(arg, func(t *testing.T) {
-			t.Parallel()
-			stdout, stderr, code := runHello(t, arg)
-			if code != 0 {
-				t.Errorf("hello %s exited with %d, want 0", arg, code)
-			}
-			if stdout != "" {
-				t.Errorf("hello %s wrote to stdout: %q", arg, stdout)
-			}
-			if want := "Usage: hello [OPTIONS] [LISTEN_ADDRESS] [TEXT_TO_SERVE]\n"; !strings.Contains(stderr, want) {
-				t.Errorf("help lacks the usage line %q:\n%s", want, stderr)
-			}
-			for _, f := range flags {
-				if !strings.Contains(stderr, "\n  -"+f+" ") && !strings.Contains(stderr, "\n  -"+f+"\n") {
-					t.Errorf("help does not list the option -%s:\n%s", f, stderr)
-				}
-			}
-			for _, f := range forms {
-				if !strings.Contains(stderr, f) {
-					t.Errorf("help does not name the address form %s:\n%s", f, stderr)
-				}
-			}
-		})
-	}
+	testenv.CheckHelp(t, startHere, "Usage: hello [OPTIONS] [LISTEN_ADDRESS] [TEXT_TO_SERVE]\n", flags, forms)
 }
 
 // TestUnixListenChmod checks that --unix-listen-chmod works before, between
@@ -349,10 +299,8 @@ func TestUnixListenUnlink(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 
-	_, stderr, code := runHello(t, "--unix-listen-unlink", path)
-	if code != 1 || !strings.Contains(stderr, "live server") {
-		t.Errorf("hello on a live server's socket exited with %d, want 1 and an error naming the live server; stderr:\n%s", code, stderr)
-	}
+	// hello on a live server's socket.
+	startHere(t, "--unix-listen-unlink", path).CheckExit(t, 1, "live server")
 	if c, err := net.DialTimeout("unix", path, timeout); err != nil {
 		t.Errorf("the live server's socket does not take connections any more: %v", err)
 	} else {
@@ -364,10 +312,8 @@ func TestUnixListenUnlink(t *testing.T) {
 	if err := ul.Close(); err != nil { // the socket file stays, stale
 		t.Fatal(err)
 	}
-	_, stderr, code = runHello(t, path)
-	if code != 1 || !strings.Contains(stderr, "unix-listen-unlink") {
-		t.Errorf("hello on a stale socket exited with %d, want 1 and an error naming --unix-listen-unlink; stderr:\n%s", code, stderr)
-	}
+	// hello on a stale socket: the error names --unix-listen-unlink.
+	startHere(t, path).CheckExit(t, 1, "unix-listen-unlink")
 	h := startHello(t, "", "--unix-listen-unlink", path)
 	if err := h.waitReady("unix", path); err != nil {
 		t.Fatal(err)
@@ -377,89 +323,31 @@ func TestUnixListenUnlink(t *testing.T) {
 // TestUsageErrors checks that command-line mistakes exit with status 2
 // and an error on stderr, and write nothing to stdout.
 func TestUsageErrors(t *testing.T) {
-	parseErr := func(s string) string {
-		_, err := anylisten.ParseAddress(s)
-		if err == nil {
-			t.Fatalf("ParseAddress(%q) succeeded", s)
-		}
-		return err.Error()
-	}
-	tests := []struct {
-		name string
-		args []string
-		want string // in stderr
-	}{
-		{"bare file name", []string{"app.sock"}, parseErr("app.sock")},
-		{"missing port", []string{"127.0.0.1"}, parseErr("127.0.0.1")},
-		{"port out of range", []string{"--tcp-reuse-port", "localhost:99999"}, parseErr("localhost:99999")},
-		{"unknown scheme", []string{"http://127.0.0.1:8080"}, parseErr("http://127.0.0.1:8080")},
-		{"unknown option", []string{"127.0.0.1:8080", "--no-such-option"}, "flag provided but not defined: -no-such-option"},
-		{"bad option value", []string{"--unix-listen-chmod", "everyone", "./x.sock"}, `invalid UNIX socket mode "everyone"`},
-		{"too many arguments", []string{"127.0.0.1:8080", "text", "more"}, `too many arguments: ["more"]`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			stdout, stderr, code := runHello(t, tt.args...)
-			if code != 2 {
-				t.Errorf("hello %q exited with %d, want 2", tt.args, code)
-			}
-			if !strings.Contains(stderr, tt.want) {
-				t.Errorf("hello %q: stderr does not say %q:\n%s", tt.args, tt.want, stderr)
-			}
-			if stdout != "" {
-				t.Errorf("hello %q wrote to stdout: %q", tt.args, stdout)
-			}
-		})
-	}
+	parseErr := func(s string) string { return testenv.ErrorText(t, anylisten.ParseAddress, s) }
+	testenv.CheckUsageErrors(t, startHere, []testenv.UsageError{
+		{Name: "bare file name", Args: []string{"app.sock"}, Want: parseErr("app.sock")},
+		{Name: "missing port", Args: []string{"127.0.0.1"}, Want: parseErr("127.0.0.1")},
+		{Name: "port out of range", Args: []string{"--tcp-reuse-port", "localhost:99999"}, Want: parseErr("localhost:99999")},
+		{Name: "unknown scheme", Args: []string{"http://127.0.0.1:8080"}, Want: parseErr("http://127.0.0.1:8080")},
+		{Name: "unknown option", Args: []string{"127.0.0.1:8080", "--no-such-option"}, Want: "flag provided but not defined: -no-such-option"},
+		{Name: "bad option value", Args: []string{"--unix-listen-chmod", "everyone", "./x.sock"}, Want: `invalid UNIX socket mode "everyone"`},
+		{Name: "too many arguments", Args: []string{"127.0.0.1:8080", "text", "more"}, Want: `too many arguments: ["more"]`},
+	})
 }
 
 // TestListenErrors checks that a failure to listen exits with status 1
 // and Listen's error on stderr.
 func TestListenErrors(t *testing.T) {
-	t.Run("port in use", func(t *testing.T) {
-		t.Parallel()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		_, stderr, code := runHello(t, ln.Addr().String())
-		if want := "listen tcp " + ln.Addr().String() + ": bind: address already in use"; code != 1 || !strings.Contains(stderr, want) {
-			t.Errorf("hello on a port in use exited with %d, want 1 and %q in stderr:\n%s", code, want, stderr)
-		}
-	})
-	t.Run("regular file at path", func(t *testing.T) {
-		t.Parallel()
-		path := filepath.Join(testenv.SocketDir(t), "file")
-		if err := os.WriteFile(path, []byte("keep me"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, stderr, code := runHello(t, "--unix-listen-unlink", path)
-		if code != 1 || !strings.Contains(stderr, "a regular file is at this path") {
-			t.Errorf("hello on a regular file exited with %d, want 1 and an error naming the regular file; stderr:\n%s", code, stderr)
-		}
-		if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
-			t.Errorf("the regular file was touched: %q, %v", b, err)
-		}
-	})
+	testenv.CheckListenErrors(t, startHere, "tcp")
 }
 
 // TestSignal checks that SIGTERM and SIGINT make hello exit with status 0
 // and remove its socket file.
 func TestSignal(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		t.Run(sig.String(), func(t *testing.T) {
-			t.Parallel()
-			s := serveOn(t, onUnix, func(addr string) []string { return []string{addr} })
-			if code := s.Stop(t, sig); code != 0 {
-				t.Errorf("hello exited with %d after %v, want 0; stderr:\n%s", code, sig, s.Stderr.String())
-			}
-			if _, err := os.Lstat(s.path); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("socket file %s is still there after %v (Lstat: %v)", s.path, sig, err)
-			}
-		})
-	}
+	testenv.CheckSignals(t, func(t testing.TB) (*testenv.Process, string) {
+		s := serveOn(t, onUnix, func(addr string) []string { return []string{addr} })
+		return s.Process, s.path
+	}, nil)
 }
 
 // fetch gets a page with curl -sS --fail -i and returns its body. It fails
@@ -500,19 +388,6 @@ func checkBody(t *testing.T, got, want string) {
 	}
 }
 
-// freePorts returns n different TCP ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for len(ports) < n {
-		p := testenv.FreePort(t)
-		if !slices.Contains(ports, p) {
-			ports = append(ports, p)
-		}
-	}
-	return ports
-}
-
 // localURL is the URL of 127.0.0.1:port.
 func localURL(port int) string {
 	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/"
@@ -532,40 +407,16 @@ type activation struct {
 // the -l options in flags. Ports that another process took in the
 // meantime are replaced by new ones. Each -l PORT is a bare port:
 // systemd-socket-activate binds [::]:PORT, dual stack, as in the example
-// session.
+// session. It runs in a process group of its own, as startProcess says.
 func socketActivate(t *testing.T, nports int, flags []string, helloArgs ...string) *activation {
 	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skipf("systemd-socket-activate is for Linux, not %s", runtime.GOOS)
-	}
-	tool := testenv.NeedTool(t, "systemd-socket-activate")
-	nsockets := nports
-	for _, f := range flags {
-		if f == "-l" {
-			nsockets++
-		}
-	}
-	for attempt := 1; ; attempt++ {
-		ports := freePorts(t, nports)
-		var args []string
-		for _, p := range ports {
-			args = append(args, "-l", strconv.Itoa(p))
-		}
-		args = append(append(args, flags...), "--", helloPath)
-		args = append(args, helloArgs...)
-		a := &activation{startProcess(t, "", nil, tool, args...), ports}
-		err := a.WaitFor(fmt.Sprintf("listening on %d sockets", nsockets), func(stderr string) bool {
-			return strings.Count(stderr, "Listening on ") >= nsockets
-		})
-		if err == nil {
-			return a
-		}
-		if attempt < 5 && a.HasExited() && strings.Contains(a.Stderr.String(), "Address already in use") {
-			t.Logf("a port of %v was taken meanwhile, trying others: %v", ports, err)
-			continue
-		}
-		t.Fatalf("systemd-socket-activate %q: %v", args, err)
-	}
+	p, ports := testenv.SocketActivate(t, testenv.SocketActivation{
+		Ports:   nports,
+		Flags:   flags,
+		Command: func([]int) []string { return append([]string{helloPath}, helloArgs...) },
+		Start:   func(cmd *exec.Cmd) *testenv.Process { return startInGroup(t, cmd) },
+	})
+	return &activation{&hello{p}, ports}
 }
 
 // waitLog waits until h's standard error says want. A line hello wrote
@@ -583,16 +434,7 @@ func (h *hello) waitLog(t *testing.T, want string) {
 func (a *activation) checkIsHello(t *testing.T) {
 	t.Helper()
 	a.waitLog(t, "hello: listening on ")
-	if a.HasExited() {
-		t.Fatalf("hello exited: %v; stderr:\n%s", a.Err(), a.Stderr.String())
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", a.Cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if exe != helloPath {
-		t.Errorf("process %d runs %s, want %s", a.Cmd.Process.Pid, exe, helloPath)
-	}
+	a.CheckExecd(t, helloPath)
 	if n := strings.Count(a.Stderr.String(), "hello: listening on "); n != 1 {
 		t.Errorf("%d hellos started, want the one that serves every connection; stderr:\n%s", n, a.Stderr.String())
 	}
@@ -695,7 +537,7 @@ func TestExampleSession(t *testing.T) {
 		const text = "Hello from the socket asked for\n"
 		// Two sockets passed, one asked for: hello serves that one, and
 		// says which passed socket nobody listens on.
-		asked := freePorts(t, 1)[0]
+		asked := testenv.FreePort(t)
 		a := socketActivate(t, 1, []string{"-l", strconv.Itoa(asked)}, "--listen", fmt.Sprintf(":%d", asked), text)
 		checkBody(t, fetch(t, localURL(asked)), text)
 		a.waitLog(t, fmt.Sprintf("hello: passed socket fd 3 (unknown) on [::]:%d is not listened on\n", a.ports[0]))

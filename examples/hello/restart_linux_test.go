@@ -24,64 +24,36 @@ import (
 // restartServer is a hello started for a restart test, and the processes
 // that took over from it since.
 type restartServer struct {
-	cmd     *exec.Cmd
-	logPath string
-	tcp     string // 127.0.0.1:PORT
-	sock    string // the UNIX socket path
+	*testenv.LogFile        // the log of all of them
+	tcp              string // 127.0.0.1:PORT
+	sock             string // the UNIX socket path
 }
 
 // startRestartable starts hello on a TCP port and a UNIX socket, with its
-// logs in a file: its successors inherit the file, not a pipe that the
-// test would have to keep open.
+// logs in a file, in a new process group that is killed when the test
+// ends (see testenv.StartLogged).
 func startRestartable(t *testing.T, bin string, extra ...string) *restartServer {
 	t.Helper()
 	dir := testenv.SocketDir(t)
-	s := &restartServer{logPath: filepath.Join(dir, "log"), sock: filepath.Join(dir, "hello.sock")}
-	log, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	for attempt := 1; ; attempt++ {
+	s := &restartServer{sock: filepath.Join(dir, "hello.sock")}
+	s.LogFile, _ = testenv.StartLogged(t, filepath.Join(dir, "log"), "listening on", func() *exec.Cmd {
 		s.tcp = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 		args := append([]string{"--listen", s.tcp, "--listen", s.sock}, extra...)
-		s.cmd = exec.Command(bin, append(args, "restart test\n")...)
-		s.cmd.Stdout, s.cmd.Stderr = log, log
-		s.cmd.Env = testenv.ExitAtOnce(nil) // a restart waits for the old hello to exit
-		inOwnProcessGroup(s.cmd)
-		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pgid := s.cmd.Process.Pid
-		go s.cmd.Wait()
-		t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) }) // every successor too
-		if s.waitLog(t, "listening on", 1) == nil {
-			return s
-		}
-		if attempt == 5 || !strings.Contains(s.log(t), "address already in use") {
-			t.Fatalf("hello did not start; log:\n%s", s.log(t))
-		}
-	}
+		cmd := exec.Command(bin, append(args, "restart test\n")...)
+		cmd.Env = testenv.ExitAtOnce(nil) // a restart waits for the old hello to exit
+		return cmd
+	})
+	return s
 }
 
-func (s *restartServer) log(t *testing.T) string {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// waitLog polls until the log holds n lines containing text.
-func (s *restartServer) waitLog(t *testing.T, text string, n int) error {
-	deadline := time.Now().Add(timeout)
-	for strings.Count(s.log(t), text) < n {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d lines saying %q within %v", strings.Count(s.log(t), text), text, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
+// startCopy starts a copy of hello, in a new directory, as
+// startRestartable does, and returns it and the copy's path: a deploy
+// there is what a restart starts.
+func startCopy(t *testing.T, extra ...string) (*restartServer, string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hello")
+	testenv.CopyExecutable(t, helloPath, bin)
+	return startRestartable(t, bin, extra...), bin
 }
 
 // servingPid asks hello over TCP which process answers.
@@ -98,16 +70,6 @@ func (s *restartServer) servingPid(t *testing.T) int {
 		t.Fatalf("X-Hello-Pid: %v", err)
 	}
 	return pid
-}
-
-// exited reports whether process pid has ended (gone, or a zombie).
-func exited(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] == "Z"
 }
 
 // fdCounts counts the open fds of process pid: sockets, and the others.
@@ -223,15 +185,11 @@ func TestRestartUnderLoad(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.waitLog(t, "restarted as pid", i); err != nil {
-			t.Fatalf("restart %d: %v; log:\n%s", i, err, s.log(t))
+		if err := s.WaitLines(t, "restarted as pid", i); err != nil {
+			t.Fatalf("restart %d: %v; log:\n%s", i, err, s.Read(t))
 		}
-		deadline := time.Now().Add(timeout)
-		for !exited(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("restart %d: the old hello (pid %d) did not exit; log:\n%s", i, pid, s.log(t))
-			}
-			time.Sleep(5 * time.Millisecond)
+		if err := testenv.WaitExited(pid); err != nil {
+			t.Fatalf("restart %d: the old hello (pid %d) did not exit; log:\n%s", i, pid, s.Read(t))
 		}
 		next := s.servingPid(t)
 		if next == pid {
@@ -277,12 +235,8 @@ func TestRestartUnderLoad(t *testing.T) {
 	}
 	// The last one still stops cleanly, and removes its socket file.
 	syscall.Kill(pid, syscall.SIGTERM)
-	deadline = time.Now().Add(timeout)
-	for !exited(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the last hello did not exit on SIGTERM")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := testenv.WaitExited(pid); err != nil {
+		t.Fatalf("the last hello did not exit on SIGTERM")
 	}
 	if _, err := os.Lstat(s.sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket file after the last hello stopped: %v", err)
@@ -292,10 +246,7 @@ func TestRestartUnderLoad(t *testing.T) {
 // TestRestartBadSuccessor: a successor that exits, or hangs, before it is
 // ready is killed, and the old hello serves on without a failed request.
 func TestRestartBadSuccessor(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "hello")
-	copyFile(t, helloPath, bin)
-	s := startRestartable(t, bin, "--restart-timeout", "1s")
+	s, bin := startCopy(t, "--restart-timeout", "1s")
 	pid := s.servingPid(t)
 	l := startLoad(s, 20)
 	defer func() {
@@ -305,48 +256,27 @@ func TestRestartBadSuccessor(t *testing.T) {
 	}()
 	for i, script := range []string{"#!/bin/sh\nexit 3\n", "#!/bin/sh\nexec sleep 60\n"} {
 		// A bad deploy: the binary on disk is replaced.
-		tmp := bin + ".new"
-		if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, bin); err != nil {
-			t.Fatal(err)
-		}
+		testenv.WriteExecutable(t, bin, []byte(script))
 		syscall.Kill(pid, syscall.SIGHUP)
-		if err := s.waitLog(t, "restart failed, serving on", i+1); err != nil {
-			t.Fatalf("%v; log:\n%s", err, s.log(t))
+		if err := s.WaitLines(t, "restart failed, serving on", i+1); err != nil {
+			t.Fatalf("%v; log:\n%s", err, s.Read(t))
 		}
 		if got := s.servingPid(t); got != pid {
 			t.Fatalf("pid %d serves, want the old %d", got, pid)
 		}
 	}
 	// A good deploy after the bad ones still works.
-	copyFile(t, helloPath, bin)
+	testenv.CopyExecutable(t, helloPath, bin)
 	syscall.Kill(pid, syscall.SIGHUP)
-	if err := s.waitLog(t, "restarted as pid", 1); err != nil {
-		t.Fatalf("%v; log:\n%s", err, s.log(t))
+	if err := s.WaitLines(t, "restarted as pid", 1); err != nil {
+		t.Fatalf("%v; log:\n%s", err, s.Read(t))
 	}
 	l.end()
 	l.stop = nil
 	if len(l.failures) > 0 {
 		t.Errorf("%d of %d requests failed; first: %v", len(l.failures), l.requests, l.failures[:min(5, len(l.failures))])
 	}
-	t.Logf("%d requests; log:\n%s", l.requests, s.log(t))
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := to + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, to); err != nil {
-		t.Fatal(err)
-	}
+	t.Logf("%d requests; log:\n%s", l.requests, s.Read(t))
 }
 
 // TestRestartStartsWhatIsAtThePath: a deploy that moves the running binary
@@ -354,10 +284,7 @@ func copyFile(t *testing.T, from, to string) {
 // moved file the process runs (which os.Executable names): here the new
 // one is a bad deploy, which must be what runs, and fail.
 func TestRestartStartsWhatIsAtThePath(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "hello")
-	copyFile(t, helloPath, bin)
-	s := startRestartable(t, bin, "--restart-timeout", "5s")
+	s, bin := startCopy(t, "--restart-timeout", "5s")
 	pid := s.servingPid(t)
 	if err := os.Rename(bin, bin+".old"); err != nil {
 		t.Fatal(err)
@@ -366,16 +293,16 @@ func TestRestartStartsWhatIsAtThePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	syscall.Kill(pid, syscall.SIGHUP)
-	if err := s.waitLog(t, "restart failed, serving on", 1); err != nil {
-		t.Fatalf("%v; log:\n%s", err, s.log(t))
+	if err := s.WaitLines(t, "restart failed, serving on", 1); err != nil {
+		t.Fatalf("%v; log:\n%s", err, s.Read(t))
 	}
-	if !strings.Contains(s.log(t), "exit status 3") {
-		t.Errorf("the successor was not the binary at %s; log:\n%s", bin, s.log(t))
+	if !strings.Contains(s.Read(t), "exit status 3") {
+		t.Errorf("the successor was not the binary at %s; log:\n%s", bin, s.Read(t))
 	}
 	// The fixed deploy: a good binary at the path again.
-	copyFile(t, helloPath, bin)
+	testenv.CopyExecutable(t, helloPath, bin)
 	syscall.Kill(pid, syscall.SIGHUP)
-	if err := s.waitLog(t, "restarted as pid", 1); err != nil {
-		t.Fatalf("%v; log:\n%s", err, s.log(t))
+	if err := s.WaitLines(t, "restarted as pid", 1); err != nil {
+		t.Fatalf("%v; log:\n%s", err, s.Read(t))
 	}
 }

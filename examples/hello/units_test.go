@@ -3,11 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -210,39 +207,6 @@ func TestSystemdUnits(t *testing.T) {
 
 	t.Run("systemd-analyze verify", func(t *testing.T) {
 		t.Parallel()
-		if runtime.GOOS != "linux" {
-			t.Skipf("systemd is Linux's, not %s's", runtime.GOOS)
-		}
-		// systemd-analyze comes with systemd-socket-activate, in the
-		// package systemd: NeedTool names that package.
-		testenv.NeedTool(t, "systemd-socket-activate")
-		tool := testenv.NeedTool(t, "systemd-analyze")
-		// verify checks that ExecStart= is executable: point it at the
-		// hello just built.
-		dir := t.TempDir()
-		for _, name := range unitFiles {
-			b, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = bytes.ReplaceAll(b, []byte(installedHello), []byte(helloPath))
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		args := []string{"verify", "--man=no"}
-		for _, name := range unitFiles {
-			args = append(args, "./"+name)
-		}
-		cmd := exec.CommandContext(ctx, tool, args...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		// verify reports unknown keys and the like as warnings, with
-		// exit status 0: any output is a finding.
-		if err != nil || len(out) > 0 {
-			t.Errorf("systemd-analyze %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+		testenv.VerifyUnits(t, installedHello, helloPath, unitFiles...)
 	})
 }

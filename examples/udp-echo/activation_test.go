@@ -3,15 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,36 +38,14 @@ func socketActivate(t *testing.T, nports int, flags []string, args func(ports []
 // socketActivateOn is socketActivate with -l listen(PORT) for each port.
 func socketActivateOn(t *testing.T, nports int, listen func(port int) string, flags []string, args func(ports []int) []string) *activation {
 	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skipf("systemd-socket-activate is for Linux, not %s", runtime.GOOS)
-	}
-	tool := testenv.NeedTool(t, "systemd-socket-activate")
-	nsockets := nports + strings.Count(strings.Join(flags, " ")+" ", "-l ")
-	for attempt := 1; ; attempt++ {
-		var ports []int
-		for len(ports) < nports {
-			if p := testenv.FreeUDPPort(t); !slices.Contains(ports, p) {
-				ports = append(ports, p)
-			}
-		}
-		cmdArgs := []string{"--datagram"}
-		for _, p := range ports {
-			cmdArgs = append(cmdArgs, "-l", listen(p))
-		}
-		cmdArgs = append(append(append(cmdArgs, flags...), "--", echoPath), args(ports)...)
-		a := &activation{testenv.StartProcess(t, exec.Command(tool, cmdArgs...), nil), ports}
-		err := a.WaitFor(fmt.Sprintf("listening on %d sockets", nsockets), func(stderr string) bool {
-			return strings.Count(stderr, "Listening on ") >= nsockets
-		})
-		if err == nil {
-			return a
-		}
-		if attempt < 5 && a.HasExited() && strings.Contains(a.Stderr.String(), "Address already in use") {
-			t.Logf("a port of %v was taken meanwhile, trying others: %v", ports, err)
-			continue
-		}
-		t.Fatalf("systemd-socket-activate %q: %v", cmdArgs, err)
-	}
+	p, ports := testenv.SocketActivate(t, testenv.SocketActivation{
+		Datagram: true,
+		Ports:    nports,
+		Listen:   listen,
+		Flags:    flags,
+		Command:  func(ports []int) []string { return append([]string{echoPath}, args(ports)...) },
+	})
+	return &activation{p, ports}
 }
 
 // localUDP is 127.0.0.1:port.
@@ -82,16 +56,7 @@ func localUDP(port int) string { return net.JoinHostPort("127.0.0.1", strconv.It
 func (a *activation) checkIsEcho(t *testing.T) {
 	t.Helper()
 	waitLog(t, a.Process, "udp-echo: listening on ")
-	if a.HasExited() {
-		t.Fatalf("udp-echo exited: %v; stderr:\n%s", a.Err(), a.Stderr.String())
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", a.Cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if exe != echoPath {
-		t.Errorf("process %d runs %s, want %s", a.Cmd.Process.Pid, exe, echoPath)
-	}
+	a.CheckExecd(t, echoPath)
 	if code := a.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("udp-echo exited with %d after SIGTERM, want 0; stderr:\n%s", code, a.Stderr.String())
 	}
@@ -231,35 +196,6 @@ func TestSystemdUnits(t *testing.T) {
 
 	t.Run("systemd-analyze verify", func(t *testing.T) {
 		t.Parallel()
-		if runtime.GOOS != "linux" {
-			t.Skipf("systemd is Linux's, not %s's", runtime.GOOS)
-		}
-		// systemd-analyze comes with systemd-socket-activate, in the
-		// package systemd: NeedTool names that package.
-		testenv.NeedTool(t, "systemd-socket-activate")
-		tool := testenv.NeedTool(t, "systemd-analyze")
-		// verify checks that ExecStart= is executable: point it at the
-		// udp-echo just built.
-		dir := t.TempDir()
-		for _, name := range []string{socket, service} {
-			b, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = bytes.ReplaceAll(b, []byte(installedEcho), []byte(echoPath))
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		verify := exec.CommandContext(ctx, tool, "verify", "--man=no", "./"+socket, "./"+service)
-		verify.Dir = dir
-		out, err := verify.CombinedOutput()
-		// verify reports unknown keys and the like as warnings, with
-		// exit status 0: any output is a finding.
-		if err != nil || len(out) > 0 {
-			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
-		}
+		testenv.VerifyUnits(t, installedEcho, echoPath, socket, service)
 	})
 }

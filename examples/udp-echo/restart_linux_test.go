@@ -26,10 +26,10 @@ const answerTimeout = 5 * time.Second
 // restartServer is a udp-echo started for a restart test, and the
 // processes that took over from it since.
 type restartServer struct {
-	pid     int    // the process that serves now
-	logPath string // the log of all of them
-	addr    string // where it listens: 127.0.0.1:PORT or a socket path
-	dir     string // a directory for the clients' socket files
+	*testenv.LogFile        // the log of all of them
+	pid              int    // the process that serves now
+	addr             string // where it listens: 127.0.0.1:PORT or a socket path
+	dir              string // a directory for the clients' socket files
 }
 
 // Kinds of socket a restart test serves on.
@@ -40,24 +40,20 @@ const (
 )
 
 // startRestartable starts udp-echo on a socket of the kind on, with its
-// logs in a file: its successors inherit the file, not a pipe that the
-// test would have to keep open. They are all in a new process group,
-// killed when the test ends. Under systemd-socket-activate, udp-echo
+// logs in a file, in a new process group that is killed when the test
+// ends (see testenv.StartLogged). Under systemd-socket-activate, udp-echo
 // starts with the first datagram sent.
 func startRestartable(t *testing.T, bin, on string, extra ...string) *restartServer {
 	t.Helper()
 	s := &restartServer{dir: testenv.SocketDir(t)}
-	s.logPath = filepath.Join(s.dir, "log")
-	log, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
 	// A restart waits for the old udp-echo to exit: no -race delay.
 	env := testenv.ExitAtOnce(nil)
-	for attempt := 1; ; attempt++ {
+	listening := "udp-echo: listening on "
+	if on == restartSystemd {
+		listening = "Listening on "
+	}
+	log, cmd := testenv.StartLogged(t, filepath.Join(s.dir, "log"), listening, func() *exec.Cmd {
 		var cmd *exec.Cmd
-		listening := "udp-echo: listening on "
 		switch on {
 		case restartUDP:
 			s.addr = localUDP(testenv.FreeUDPPort(t))
@@ -70,46 +66,14 @@ func startRestartable(t *testing.T, bin, on string, extra ...string) *restartSer
 			tool := testenv.NeedTool(t, "systemd-socket-activate")
 			args := []string{"-d", "-l", s.addr, "-E", env[len(env)-1], "--", bin, "sd-listen"}
 			cmd = exec.Command(tool, append(args, extra...)...)
-			listening = "Listening on "
 		default:
 			t.Fatalf("unknown kind %q", on)
 		}
-		cmd.Stdout, cmd.Stderr = log, log
 		cmd.Env = env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		s.pid = cmd.Process.Pid
-		go cmd.Wait()
-		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }) // every successor too
-		if s.waitLog(t, listening, 1) == nil {
-			return s
-		}
-		if attempt == 5 || !strings.Contains(s.log(t), "address already in use") {
-			t.Fatalf("udp-echo did not start; log:\n%s", s.log(t))
-		}
-	}
-}
-
-func (s *restartServer) log(t *testing.T) string {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// waitLog polls until the log holds n lines containing text.
-func (s *restartServer) waitLog(t *testing.T, text string, n int) error {
-	deadline := time.Now().Add(timeout)
-	for strings.Count(s.log(t), text) < n {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d lines saying %q within %v", strings.Count(s.log(t), text), text, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
+		return cmd
+	})
+	s.LogFile, s.pid = log, cmd.Process.Pid
+	return s
 }
 
 // dial returns a client socket connected to the server, bound (for a
@@ -138,10 +102,10 @@ func (s *restartServer) restart(t *testing.T, restart int) {
 	if err := syscall.Kill(s.pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.waitLog(t, "restarted as pid", restart); err != nil {
-		t.Fatalf("restart %d: %v; log:\n%s", restart, err, s.log(t))
+	if err := s.WaitLines(t, "restarted as pid", restart); err != nil {
+		t.Fatalf("restart %d: %v; log:\n%s", restart, err, s.Read(t))
 	}
-	m := restartedAs.FindAllStringSubmatch(s.log(t), -1)
+	m := restartedAs.FindAllStringSubmatch(s.Read(t), -1)
 	next, _ := strconv.Atoi(m[restart-1][1])
 	s.waitExit(t, s.pid)
 	if next == s.pid {
@@ -155,19 +119,8 @@ var restartedAs = regexp.MustCompile(`restarted as pid (\d+);`)
 // waitExit waits until process pid has ended (gone, or a zombie).
 func (s *restartServer) waitExit(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return
-		}
-		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("udp-echo (pid %d) did not exit; log:\n%s", pid, s.log(t))
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := testenv.WaitExited(pid); err != nil {
+		t.Fatalf("udp-echo (pid %d) did not exit; log:\n%s", pid, s.Read(t))
 	}
 }
 
@@ -178,7 +131,7 @@ func (s *restartServer) stop(t *testing.T) map[int]int {
 	syscall.Kill(s.pid, syscall.SIGTERM)
 	s.waitExit(t, s.pid)
 	answered := map[int]int{}
-	for _, m := range answeredLine.FindAllStringSubmatch(s.log(t), -1) {
+	for _, m := range answeredLine.FindAllStringSubmatch(s.Read(t), -1) {
 		pid, _ := strconv.Atoi(m[1])
 		n, _ := strconv.Atoi(m[2])
 		answered[pid] += n
@@ -283,18 +236,18 @@ func (l *load) check(t *testing.T, s *restartServer, answered map[int]int, pids 
 		total += n
 	}
 	if int64(total) != got {
-		t.Errorf("the processes say they answered %d datagrams, the clients got %d echoes; log:\n%s", total, got, s.log(t))
+		t.Errorf("the processes say they answered %d datagrams, the clients got %d echoes; log:\n%s", total, got, s.Read(t))
 	}
 	// Nothing went wrong that a process noticed: an error reading or
 	// answering, a failed restart, is a line of its own.
-	for _, line := range strings.SplitAfter(s.log(t), "\n") {
+	for _, line := range strings.SplitAfter(s.Read(t), "\n") {
 		if line != "" && !expectedLog.MatchString(line) {
-			t.Errorf("unexpected log line %q; log:\n%s", line, s.log(t))
+			t.Errorf("unexpected log line %q; log:\n%s", line, s.Read(t))
 		}
 	}
 	for _, pid := range pids {
 		if answered[pid] == 0 {
-			t.Errorf("pid %d answered no datagram; log:\n%s", pid, s.log(t))
+			t.Errorf("pid %d answered no datagram; log:\n%s", pid, s.Read(t))
 		}
 	}
 	if len(answered) != len(pids) {
@@ -346,46 +299,25 @@ func TestRestartUnderLoad(t *testing.T) {
 // datagram; a good one after them takes over.
 func TestRestartBadSuccessor(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "udp-echo")
-	copyFile(t, echoPath, bin)
+	testenv.CopyExecutable(t, echoPath, bin)
 	s := startRestartable(t, bin, restartUDP, "--restart-timeout", "1s")
 	pids := []int{s.pid}
 	l := startLoad(t, s, 4)
 	for i, script := range []string{"#!/bin/sh\nexit 3\n", "#!/bin/sh\nexec sleep 60\n"} {
 		l.waitAnswers(t, 50)
 		// A bad deploy: the binary on disk is replaced.
-		tmp := bin + ".new"
-		if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, bin); err != nil {
-			t.Fatal(err)
-		}
+		testenv.WriteExecutable(t, bin, []byte(script))
 		syscall.Kill(s.pid, syscall.SIGHUP)
-		if err := s.waitLog(t, "restart failed, serving on", i+1); err != nil {
-			t.Fatalf("%v; log:\n%s", err, s.log(t))
+		if err := s.WaitLines(t, "restart failed, serving on", i+1); err != nil {
+			t.Fatalf("%v; log:\n%s", err, s.Read(t))
 		}
 	}
 	l.waitAnswers(t, 50) // the old one still answers
 	// A good deploy after the bad ones still works.
-	copyFile(t, echoPath, bin)
+	testenv.CopyExecutable(t, echoPath, bin)
 	s.restart(t, 1)
 	pids = append(pids, s.pid)
 	l.waitAnswers(t, 50)
 	l.end()
 	l.check(t, s, s.stop(t), pids)
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := to + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, to); err != nil {
-		t.Fatal(err)
-	}
 }

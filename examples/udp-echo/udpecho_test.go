@@ -2,16 +2,12 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,25 +33,15 @@ func TestMain(m *testing.M) {
 // startEcho starts udp-echo with args in dir ("" for the test's
 // directory). When the test ends, it is killed if it still runs, and the
 // test fails if it wrote anything to standard output.
-func startEcho(t *testing.T, dir string, args ...string) *testenv.Process {
+func startEcho(t testing.TB, dir string, args ...string) *testenv.Process {
 	t.Helper()
 	cmd := exec.Command(echoPath, args...)
 	cmd.Dir = dir
 	return testenv.StartProcess(t, cmd, nil)
 }
 
-// runEcho runs udp-echo with args until it exits and returns what it
-// wrote and its exit code.
-func runEcho(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	p := startEcho(t, "", args...)
-	code = p.WaitExit(t)
-	var exitErr *exec.ExitError
-	if err := p.Err(); err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("udp-echo %q: %v", args, err)
-	}
-	return p.Stdout.String(), p.Stderr.String(), code
-}
+// startHere is startEcho in the test's directory, for testenv's checks.
+func startHere(t testing.TB, args ...string) *testenv.Process { return startEcho(t, "", args...) }
 
 // waitLog waits until p's standard error holds want.
 func waitLog(t *testing.T, p *testenv.Process, want string) {
@@ -76,61 +62,42 @@ type server struct {
 
 // Kinds of address serveOn listens on.
 const (
-	onUDP          = "udp"      // 127.0.0.1:PORT
-	onUDPScheme    = "udp://"   // udp://127.0.0.1:PORT
-	onUnix         = "unix"     // an absolute socket path
-	onUnixRelative = "relative" // ./echo.sock in a new working directory
-	onAbstract     = "abstract" // @anylisten-test-RANDOM
+	onUDP          = testenv.OnPort         // 127.0.0.1:PORT
+	onUDPScheme    = "udp://"               // udp://127.0.0.1:PORT
+	onUnix         = testenv.OnUnix         // an absolute socket path
+	onUnixRelative = testenv.OnUnixRelative // ./echo.sock in a new working directory
+	onAbstract     = testenv.OnAbstract     // @anylisten-test-RANDOM
 )
 
 // serveOn starts udp-echo with the arguments args gives for a new address
 // of the kind on and waits until it says it listens. A UDP port that
 // another process took in the meantime is replaced by a new one.
-func serveOn(t *testing.T, on string, args func(addr string) []string) *server {
+func serveOn(t testing.TB, on string, args func(addr string) []string) *server {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		var s server
-		dir := ""
-		switch on {
-		case onUDP, onUDPScheme:
-			s.listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreeUDPPort(t)))
-			s.addr = s.listen
+	kind := on
+	if on == onUDPScheme {
+		kind = onUDP
+	}
+	var s server
+	testenv.ServeOn(t, kind, "udp", "echo.sock", func(a testenv.Address) (*testenv.Process, error) {
+		s = server{addr: a.Addr, listen: a.Addr, path: a.Path}
+		switch kind {
+		case onUDP:
 			if on == onUDPScheme {
-				s.addr = "udp://" + s.listen
+				s.addr = "udp://" + a.Addr
 			}
-			s.peer = "UDP:" + s.listen
-		case onUnix:
-			sockDir := testenv.SocketDir(t)
-			s.addr = filepath.Join(sockDir, "echo.sock")
-			s.path, s.listen = s.addr, s.addr
-			s.peer = unixPeer(s.path, filepath.Join(sockDir, "client.sock"))
-		case onUnixRelative:
-			dir = testenv.SocketDir(t)
-			s.addr, s.listen = "./echo.sock", "./echo.sock"
-			s.path = filepath.Join(dir, "echo.sock")
-			s.peer = unixPeer(s.path, filepath.Join(dir, "client.sock"))
+			s.peer = "UDP:" + a.Addr
 		case onAbstract:
-			if runtime.GOOS != "linux" {
-				t.Skipf("abstract UNIX sockets exist on Linux only, not on %s", runtime.GOOS)
-			}
-			name := fmt.Sprintf("anylisten-test-%016x", rand.Uint64())
-			s.addr, s.listen = "@"+name, "@"+name
 			// ABSTRACT-SENDTO's bind= is an abstract name too.
+			name := strings.TrimPrefix(a.Addr, "@")
 			s.peer = "ABSTRACT-SENDTO:" + name + ",bind=" + name + "-client"
 		default:
-			t.Fatalf("unknown address kind %q", on)
+			s.peer = unixPeer(a.Path, filepath.Join(filepath.Dir(a.Path), "client.sock"))
 		}
-		s.Process = startEcho(t, dir, args(s.addr)...)
-		err := s.WaitListening()
-		if err == nil {
-			return &s
-		}
-		if errors.Is(err, testenv.ErrAddrInUse) && attempt < 5 && (on == onUDP || on == onUDPScheme) {
-			t.Logf("port of %s was taken meanwhile, trying another", s.addr)
-			continue
-		}
-		t.Fatal(err)
-	}
+		s.Process = startEcho(t, a.Dir, args(s.addr)...)
+		return s.Process, s.WaitListening()
+	})
+	return &s
 }
 
 // unixPeer is the socat address of a client of the UNIX datagram socket
@@ -152,19 +119,7 @@ func socatEcho(t *testing.T, peer string, msgs ...string) {
 	// -t: after the end of its input, socat exits once no datagram came
 	// for this long.
 	cmd := exec.Command(tool, "-t", "0.2", "-", peer)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr testenv.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout, stderr := testenv.StartPiped(t, cmd)
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	out := stdout.(*os.File) // a pipe, which has deadlines
@@ -238,16 +193,9 @@ func TestEcho(t *testing.T) {
 					t.Errorf("socket file: %v", err)
 				}
 			}
-			if code := s.Stop(t, syscall.SIGTERM); code != 0 {
-				t.Errorf("udp-echo exited with %d after SIGTERM, want 0; stderr:\n%s", code, s.Stderr.String())
-			}
+			s.CheckStop(t, syscall.SIGTERM, s.path)
 			if want := answeredBy(s.Cmd.Process.Pid, len(messages)); !strings.Contains(s.Stderr.String(), want) {
 				t.Errorf("stderr does not say %q:\n%s", want, s.Stderr.String())
-			}
-			if s.path != "" {
-				if _, err := os.Lstat(s.path); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("socket file %s is still there after SIGTERM (Lstat: %v)", s.path, err)
-				}
 			}
 		})
 	}
@@ -256,21 +204,15 @@ func TestEcho(t *testing.T) {
 // TestSignal checks that SIGTERM and SIGINT make udp-echo exit with
 // status 0 and remove its socket file.
 func TestSignal(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		t.Run(sig.String(), func(t *testing.T) {
-			t.Parallel()
-			s := serveOn(t, onUnix, func(addr string) []string { return []string{addr} })
-			if code := s.Stop(t, sig); code != 0 {
-				t.Errorf("udp-echo exited with %d after %v, want 0; stderr:\n%s", code, sig, s.Stderr.String())
-			}
-			if _, err := os.Lstat(s.path); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("socket file %s is still there after %v (Lstat: %v)", s.path, sig, err)
-			}
-			if want := answeredBy(s.Cmd.Process.Pid, 0); !strings.Contains(s.Stderr.String(), want) {
-				t.Errorf("stderr does not say %q:\n%s", want, s.Stderr.String())
-			}
-		})
+	serve := func(t testing.TB) (*testenv.Process, string) {
+		s := serveOn(t, onUnix, func(addr string) []string { return []string{addr} })
+		return s.Process, s.path
 	}
+	testenv.CheckSignals(t, serve, func(t testing.TB, p *testenv.Process) {
+		if want := answeredBy(p.Cmd.Process.Pid, 0); !strings.Contains(p.Stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, p.Stderr.String())
+		}
+	})
 }
 
 // exchange sends msg on c and fails the test unless exactly msg comes
@@ -346,115 +288,37 @@ func TestHelp(t *testing.T) {
 		"127.0.0.1:53", "[::]:53", ":53", "udp://HOST:PORT", "/run/app.sock", "./app.sock", "unixgram:PATH",
 		"@name", "unixgram:@name", "sd-listen", "ListenDatagram=", "sd-listen:NAME", "fd://N", "bind=",
 	}
-	for _, arg := range []string{"-h", "--help"} {
-		t.Run(arg, func(t *testing.T) {
-			t.Parallel()
-			stdout, stderr, code := runEcho(t, arg)
-			if code != 0 {
-				t.Errorf("udp-echo %s exited with %d, want 0", arg, code)
-			}
-			if stdout != "" {
-				t.Errorf("udp-echo %s wrote to stdout: %q", arg, stdout)
-			}
-			if want := "Usage: udp-echo [OPTIONS] [LISTEN_ADDRESS]\n"; !strings.Contains(stderr, want) {
-				t.Errorf("help lacks the usage line %q:\n%s", want, stderr)
-			}
-			if want := "(default " + defaultAddress + ")"; !strings.Contains(stderr, want) {
-				t.Errorf("help does not say %q:\n%s", want, stderr)
-			}
-			for _, f := range flags {
-				if !strings.Contains(stderr, "\n  -"+f+" ") && !strings.Contains(stderr, "\n  -"+f+"\n") {
-					t.Errorf("help does not list the option -%s:\n%s", f, stderr)
-				}
-			}
-			for _, f := range forms {
-				if !strings.Contains(stderr, f) {
-					t.Errorf("help does not name %s:\n%s", f, stderr)
-				}
-			}
-		})
-	}
+	// And the default address.
+	forms = append(forms, "(default "+defaultAddress+")")
+	testenv.CheckHelp(t, startHere, "Usage: udp-echo [OPTIONS] [LISTEN_ADDRESS]\n", flags, forms)
 }
 
 // TestUsageErrors checks that command-line mistakes exit with status 2
 // and an error on stderr, and write nothing to stdout.
 func TestUsageErrors(t *testing.T) {
-	parseErr := func(s string) string {
-		_, err := anylisten.ParseAddress(s)
-		if err == nil {
-			t.Fatalf("ParseAddress(%q) succeeded", s)
-		}
-		return err.Error()
-	}
-	tests := []struct {
-		name string
-		args []string
-		want string // in stderr
-	}{
-		{"bare file name", []string{"echo.sock"}, parseErr("echo.sock")},
-		{"port out of range", []string{"127.0.0.1:99999"}, parseErr("127.0.0.1:99999")},
-		{"unknown scheme", []string{"dns://127.0.0.1:53"}, parseErr("dns://127.0.0.1:53")},
-		{"unknown option", []string{"127.0.0.1:8080", "--no-such-option"}, "flag provided but not defined: -no-such-option"},
-		{"bad option value", []string{"--unix-listen-chmod", "everyone", "./x.sock"}, `invalid UNIX socket mode "everyone"`},
-		{"two addresses", []string{"127.0.0.1:8080", "127.0.0.1:8081"}, `too many arguments: ["127.0.0.1:8081"]`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			stdout, stderr, code := runEcho(t, tt.args...)
-			if code != 2 {
-				t.Errorf("udp-echo %q exited with %d, want 2", tt.args, code)
-			}
-			if !strings.Contains(stderr, tt.want) {
-				t.Errorf("udp-echo %q: stderr does not say %q:\n%s", tt.args, tt.want, stderr)
-			}
-			if stdout != "" {
-				t.Errorf("udp-echo %q wrote to stdout: %q", tt.args, stdout)
-			}
-		})
-	}
+	parseErr := func(s string) string { return testenv.ErrorText(t, anylisten.ParseAddress, s) }
+	testenv.CheckUsageErrors(t, startHere, []testenv.UsageError{
+		{Name: "bare file name", Args: []string{"echo.sock"}, Want: parseErr("echo.sock")},
+		{Name: "port out of range", Args: []string{"127.0.0.1:99999"}, Want: parseErr("127.0.0.1:99999")},
+		{Name: "unknown scheme", Args: []string{"dns://127.0.0.1:53"}, Want: parseErr("dns://127.0.0.1:53")},
+		{Name: "unknown option", Args: []string{"127.0.0.1:8080", "--no-such-option"}, Want: "flag provided but not defined: -no-such-option"},
+		{Name: "bad option value", Args: []string{"--unix-listen-chmod", "everyone", "./x.sock"}, Want: `invalid UNIX socket mode "everyone"`},
+		{Name: "two addresses", Args: []string{"127.0.0.1:8080", "127.0.0.1:8081"}, Want: `too many arguments: ["127.0.0.1:8081"]`},
+	})
 }
 
 // TestListenErrors checks that a failure to listen exits with status 1
 // and ListenPacket's error on stderr: a port in use, a file in the way,
 // and the forms that have no datagram socket.
 func TestListenErrors(t *testing.T) {
-	t.Run("port in use", func(t *testing.T) {
-		t.Parallel()
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		_, stderr, code := runEcho(t, c.LocalAddr().String())
-		if want := "listen udp " + c.LocalAddr().String() + ": bind: address already in use"; code != 1 || !strings.Contains(stderr, want) {
-			t.Errorf("udp-echo on a port in use exited with %d, want 1 and %q in stderr:\n%s", code, want, stderr)
-		}
-	})
-	t.Run("regular file at path", func(t *testing.T) {
-		t.Parallel()
-		path := filepath.Join(testenv.SocketDir(t), "file")
-		if err := os.WriteFile(path, []byte("keep me"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, stderr, code := runEcho(t, "--unix-listen-unlink", path)
-		if code != 1 || !strings.Contains(stderr, "a regular file is at this path") {
-			t.Errorf("udp-echo on a regular file exited with %d, want 1 and an error naming the regular file; stderr:\n%s", code, stderr)
-		}
-		if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
-			t.Errorf("the regular file was touched: %q, %v", b, err)
-		}
-	})
+	testenv.CheckListenErrors(t, startHere, "udp")
 	for _, tt := range []struct{ addr, want string }{
 		{"inetd", "serve it with Listen, not ListenPacket"},
 		{"vsock:any:1234", "AF_VSOCK datagrams are not supported"},
 	} {
 		t.Run(tt.addr, func(t *testing.T) {
 			t.Parallel()
-			_, stderr, code := runEcho(t, tt.addr)
-			if code != 1 || !strings.Contains(stderr, tt.want) {
-				t.Errorf("udp-echo %s exited with %d, want 1 and %q in stderr:\n%s", tt.addr, code, tt.want, stderr)
-			}
+			startHere(t, tt.addr).CheckExit(t, 1, tt.want)
 		})
 	}
 }

@@ -87,3 +87,28 @@ func ExitAtOnce(env []string) []string {
 	}
 	return append(out, "GORACE="+gorace+"atexit_sleep_ms=0")
 }
+
+// CopyExecutable copies the program at from to the path to, as
+// WriteExecutable writes it.
+func CopyExecutable(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	WriteExecutable(t, to, b)
+}
+
+// WriteExecutable writes content to the path to, executable, by a rename:
+// what is at to changes at once, as in a deploy, and a process that runs
+// the old file there keeps running it.
+func WriteExecutable(t testing.TB, to string, content []byte) {
+	t.Helper()
+	tmp := to + ".tmp"
+	if err := os.WriteFile(tmp, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, to); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,10 +130,16 @@ var ErrAddrInUse = errors.New("address already in use")
 // within Timeout.
 func (p *Process) WaitListening() error {
 	err := p.WaitFor("listening", func(stderr string) bool { return strings.Contains(stderr, "listening on ") })
-	if err != nil && p.HasExited() && strings.Contains(p.Stderr.String(), syscall.EADDRINUSE.Error()) {
+	if err != nil && addrInUse(p) {
 		return ErrAddrInUse
 	}
 	return err
+}
+
+// addrInUse reports whether the process exited because its address was
+// taken, as its standard error says.
+func addrInUse(p *Process) bool {
+	return p.HasExited() && strings.Contains(p.Stderr.String(), syscall.EADDRINUSE.Error())
 }
 
 // StartListening starts a program on a free TCP port and waits until it
@@ -184,4 +191,26 @@ func (p *Process) waitExit(t testing.TB, after string) int {
 		t.Fatalf("%s did not exit within %v%s; stderr:\n%s", p, Timeout, after, p.Stderr.String())
 	}
 	return p.Cmd.ProcessState.ExitCode()
+}
+
+// StartPiped starts cmd with a pipe to its standard input and one from
+// its standard output, which it returns, and its standard error collected
+// in the Buffer it returns. The test fails at once if cmd cannot be
+// started. Ending cmd and waiting for it are the caller's.
+func StartPiped(t testing.TB, cmd *exec.Cmd) (stdin io.WriteCloser, stdout io.ReadCloser, stderr *Buffer) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err = cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = new(Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdin, stdout, stderr
 }

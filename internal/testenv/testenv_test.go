@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,5 +88,63 @@ func TestExitAtOnce(t *testing.T) {
 		if got := ExitAtOnce(slices.Clone(tt.env)); !slices.Equal(got, tt.want) {
 			t.Errorf("ExitAtOnce(%q) = %q, want %q", tt.env, got, tt.want)
 		}
+	}
+}
+
+func TestFreePorts(t *testing.T) {
+	for _, network := range []string{"tcp", "udp"} {
+		ports := FreePorts(t, network, 3)
+		if len(ports) != 3 || ports[0] == ports[1] || ports[1] == ports[2] || ports[0] == ports[2] {
+			t.Errorf("FreePorts(%s, 3) = %v, want three different ports", network, ports)
+		}
+	}
+}
+
+func TestNewAddress(t *testing.T) {
+	a := NewAddress(t, OnUnixRelative, "", "x.sock")
+	if a.Addr != "./x.sock" || a.Dir == "" || a.Path != filepath.Join(a.Dir, "x.sock") {
+		t.Errorf("NewAddress(OnUnixRelative) = %+v, want ./x.sock in Dir, and its absolute Path", a)
+	}
+	a = NewAddress(t, OnUnix, "", "x.sock")
+	if a.Addr != a.Path || !filepath.IsAbs(a.Path) || a.Dir != "" {
+		t.Errorf("NewAddress(OnUnix) = %+v, want an absolute path, and no Dir", a)
+	}
+	a = NewAddress(t, OnPort, "udp", "")
+	if !strings.HasPrefix(a.Addr, "127.0.0.1:") || a.Path != "" || a.Dir != "" {
+		t.Errorf("NewAddress(OnPort) = %+v, want 127.0.0.1:PORT alone", a)
+	}
+}
+
+func TestLogFile(t *testing.T) {
+	l := &LogFile{Path: filepath.Join(t.TempDir(), "log")}
+	if err := os.WriteFile(l.Path, []byte("a: listening on x\nb: listening on y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitLines(t, "listening on", 2); err != nil {
+		t.Error(err)
+	}
+	if got := l.Read(t); !strings.HasPrefix(got, "a: listening") {
+		t.Errorf("Read = %q", got)
+	}
+}
+
+func TestWriteExecutable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prog")
+	WriteExecutable(t, path, []byte("#!/bin/sh\n"))
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o111 == 0 {
+		t.Errorf("mode %v, want executable", fi.Mode())
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("the temporary file is left: %v", err)
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	if got, want := ErrorText(t, strconv.Atoi, "x"), `strconv.Atoi: parsing "x": invalid syntax`; got != want {
+		t.Errorf("ErrorText = %q, want %q", got, want)
 	}
 }
