@@ -316,3 +316,44 @@ func TestKillPortAcrossFamilies(t *testing.T) {
 		real.wait(t)
 	})
 }
+
+// The kernel prints a socket's name in /proc/net/unix as it is: a name
+// with a newline can carry a line that looks like another socket's record,
+// naming any socket's inode at the path in question. A fresh-eyes review
+// had "held by" name an innocent process so; a forged line repeats an
+// inode, and is not believed.
+func TestHolderNotForged(t *testing.T) {
+	held := "@anylisten-test-held-" + strconv.Itoa(os.Getpid())
+	pc := listenPacketT(t, "unixgram:"+held, nil) // the real holder: this process
+	innocent := startHolderOf(t, "@anylisten-test-innocent-"+strconv.Itoa(os.Getpid()), false, "")
+	ino := ""
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", innocent.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", innocent.cmd.Process.Pid, e.Name()))
+		if s, ok := strings.CutPrefix(l, "socket:["); ok {
+			ino = strings.TrimSuffix(s, "]")
+		}
+	}
+	if ino == "" {
+		t.Fatal("the innocent holder has no socket")
+	}
+	forged := "@x\n0000000000000000: 00000002 00000000 00010000 0001 01 " + ino + " " + held
+	forger, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: forged, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	_, err = ListenPacket(context.Background(), MustParseAddress(pc.LocalAddr().String()), nil)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("ListenPacket of a name in use: %v", err)
+	}
+	if bad := fmt.Sprintf("pid %d", innocent.cmd.Process.Pid); strings.Contains(err.Error(), bad) {
+		t.Errorf("the error names the innocent process (%s), from a forged line: %v", bad, err)
+	}
+	if self := fmt.Sprintf("pid %d", os.Getpid()); !strings.Contains(err.Error(), self) {
+		t.Errorf("the error does not name the real holder (%s): %v", self, err)
+	}
+}

@@ -75,27 +75,42 @@ func parseIP(s string) net.IP {
 
 func unixHolders(match func(name string) bool) Holders {
 	owners := map[uint64]int{}
+	seen := map[uint64]int{} // how many lines name each inode
 	eachLineRaw("/proc/net/unix", func(line string) {
 		// Num RefCount Protocol Flags Type St Inode Path; the path, the
-		// rest of the line after one space, may hold spaces itself.
+		// rest of the line after one space, may hold spaces itself, and
+		// is missing for an unbound socket.
 		rest := line
 		var f [7]string
 		for i := range f {
 			rest = strings.TrimLeft(rest, " ")
 			end := strings.IndexByte(rest, ' ')
 			if end < 0 {
-				return // no path: an unbound socket
+				end = len(rest)
 			}
-			f[i], rest = rest[:end], rest[end+1:]
+			f[i], rest = rest[:end], rest[min(end+1, len(rest)):]
 		}
 		flags, err1 := strconv.ParseUint(f[3], 16, 32)
 		inode, err2 := strconv.ParseUint(f[6], 10, 64)
+		if err1 != nil || err2 != nil {
+			return
+		}
+		seen[inode]++
 		// A listening socket, or a bound datagram socket (type 2).
-		if err1 != nil || err2 != nil || flags&acceptCon == 0 && f[4] != "0002" || rest == "" || !match(rest) {
+		if flags&acceptCon == 0 && f[4] != "0002" || rest == "" || !match(rest) {
 			return
 		}
 		owners[inode] = -1 // /proc/net/unix does not say
 	})
+	// The kernel prints a socket's name as it is, newlines and all: a
+	// name can hold a line that looks like a record of another socket.
+	// Each socket has one line, so an inode named twice is such a forgery,
+	// and neither line is believed.
+	for inode := range owners {
+		if seen[inode] > 1 {
+			delete(owners, inode)
+		}
+	}
 	return find(owners)
 }
 
