@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/anylisten/anylisten/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // The hand-over and inherited-socket tests of issue 11, each with real
@@ -499,5 +500,45 @@ func TestInheritedReportsUnclaimed(t *testing.T) {
 		if !strings.Contains(c.stderr.String(), want) {
 			t.Errorf("the child did not say %q; stderr:\n%s", want, c.stderr)
 		}
+	}
+}
+
+// The ready socket is written to only while its fd is the file it was at
+// start: a fresh-eyes review had a successor that had closed the fd (and
+// got the number back for a TCP connection) write "ready" into that
+// connection, and close it.
+func TestReadyFDReused(t *testing.T) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pair[1])
+	const slot = 201
+	if err := unix.Dup3(pair[0], slot, unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(pair[0])
+	t.Cleanup(func() { unix.Close(slot) })
+	var st unix.Stat_t
+	if err := unix.Fstat(slot, &st); err != nil {
+		t.Fatal(err)
+	}
+	saved := readyAtStart
+	t.Cleanup(func() { readyAtStart = saved })
+	readyAtStart = readyFile{slot, fileID{uint64(st.Dev), uint64(st.Ino)}}
+	if got := readyStill(); got != slot {
+		t.Fatalf("readyStill() = %d with the ready socket in place, want %d", got, slot)
+	}
+	// The program closes it, and the number goes to a file of its own.
+	other, err := os.CreateTemp(t.TempDir(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := unix.Dup3(int(other.Fd()), slot, unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	if got := readyStill(); got != -1 {
+		t.Errorf("readyStill() = %d with another file at the number, want -1", got)
 	}
 }

@@ -58,7 +58,36 @@ func init() { closeOnExecReadyFD() }
 func closeOnExecReadyFD() {
 	if fd := readyFD(); fd >= 0 {
 		unix.CloseOnExec(fd)
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil {
+			readyAtStart = readyFile{fd, fileID{uint64(st.Dev), uint64(st.Ino)}}
+		}
 	}
+}
+
+// readyFile is the ready fd and the file it was when the package
+// initialised.
+type readyFile struct {
+	fd int
+	id fileID
+}
+
+// readyAtStart is the ready fd the environment named when the package
+// initialised, or fd -1. Only that file is ever written to: if the
+// program closed the fd and the number went to another file, there is no
+// ready socket.
+var readyAtStart = readyFile{fd: -1}
+
+// readyStill returns readyAtStart's fd if it is still that file, else -1.
+func readyStill() int {
+	if readyAtStart.fd < 0 {
+		return -1
+	}
+	var st unix.Stat_t
+	if unix.Fstat(readyAtStart.fd, &st) != nil || uint64(st.Dev) != readyAtStart.id.dev || uint64(st.Ino) != readyAtStart.id.ino {
+		return -1
+	}
+	return readyAtStart.fd
 }
 
 // readyFD returns the ready socket (or pipe) fd that the environment names,
@@ -85,7 +114,7 @@ func readyFD() int {
 // environment.
 func readyState() {
 	predecessor.once.Do(func() {
-		predecessor.fd = readyFD()
+		predecessor.fd = readyStill()
 		if predecessor.fd >= 0 {
 			var st unix.Stat_t
 			unix.Fstat(predecessor.fd, &st)
@@ -225,8 +254,8 @@ func readyToPredecessor() error {
 	fd, pipe := predecessor.fd, predecessor.pipe
 	predecessor.fd = -1
 	predecessor.mu.Unlock()
-	if fd < 0 {
-		return nil
+	if fd < 0 || readyStill() != fd {
+		return nil // none, or the program closed it and the number is another file's now
 	}
 	os.Unsetenv(readyFDVar)
 	os.Unsetenv(unlinkFDsVar)
@@ -274,8 +303,8 @@ func closeUntaken() {
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	for _, f := range fds {
-		if _, taken := inherited.claimed[f.fd]; taken {
-			continue
+		if _, taken := inherited.claimed[f.fd]; taken || stillPassed(f.fd) != nil {
+			continue // a number the program may use for its own file now
 		}
 		id, owned := predecessor.unlink[f.fd]
 		if a, err := parseHandoverName(f.name); err == nil && a.kind == KindUnix && owned {

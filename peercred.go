@@ -50,6 +50,9 @@ type Credentials struct {
 // wraps errors.ErrUnsupported. Errors are *net.OpError values with Op
 // "peercred".
 func PeerCredentials(c net.Conn) (Credentials, error) {
+	if u, ok := c.(*UnixgramConn); ok && u == nil {
+		return Credentials{}, peerCredError(nil, errors.New("a nil *anylisten.UnixgramConn has no peer"))
+	}
 	conn := c
 	for range maxUnwrap {
 		switch x := conn.(type) {
@@ -90,6 +93,10 @@ func notUnixError(conn net.Conn) error {
 		return errors.New("a nil *net.UnixConn has no peer")
 	case interface{ NetConn() net.Conn }:
 		return fmt.Errorf("a %T still wraps a connection after %d NetConn calls", x, maxUnwrap)
+	}
+	if _, ok := conn.LocalAddr().(*net.UnixAddr); ok {
+		return fmt.Errorf("a %T wraps a UNIX connection with no NetConn method to reach it: "+
+			"call PeerCredentials on the connection the listener returned, before a wrapper (netutil.LimitListener's, say) hides it", conn)
 	}
 	return fmt.Errorf("a %T has no peer credentials: the kernel records them for UNIX socket connections only", conn)
 }

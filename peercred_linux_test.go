@@ -214,6 +214,8 @@ func TestPeerCredentialsInProcess(t *testing.T) {
 		{"unixgram", gram, "a datagram socket has no peer"},
 		{"nil", nil, "peercred: a nil connection has no peer"},
 		{"nil-unix", nilUnix, "a nil *net.UnixConn has no peer"},
+		{"nil-unixgram", (*UnixgramConn)(nil), "a nil *anylisten.UnixgramConn has no peer"},
+		{"wrapped-unix", struct{ net.Conn }{client}, "wraps a UNIX connection with no NetConn method to reach it"},
 	} {
 		got, err := PeerCredentials(tt.c)
 		var oe *net.OpError

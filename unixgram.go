@@ -38,7 +38,12 @@ type UnixgramConn struct {
 func (c *UnixgramConn) LocalAddr() net.Addr { return c.addr }
 
 // NetConn returns the *net.UnixConn c embeds.
-func (c *UnixgramConn) NetConn() net.Conn { return c.UnixConn }
+func (c *UnixgramConn) NetConn() net.Conn {
+	if c == nil {
+		return nil
+	}
+	return c.UnixConn
+}
 
 // Close closes the socket and removes its socket file if it is still the
 // file this socket bound and SetUnlinkOnClose has not turned that off.

@@ -228,6 +228,10 @@ func TestPathStartedAs(t *testing.T) {
 	if err := os.Symlink("/proc/self/exe", procLink); err != nil {
 		t.Fatal(err)
 	}
+	selfDir := filepath.Join(dir, "self") // a directory on the way into /proc
+	if err := os.Symlink("/proc/self", selfDir); err != nil {
+		t.Fatal(err)
+	}
 	other := filepath.Join(dir, "other")
 	if err := os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -247,6 +251,7 @@ func TestPathStartedAs(t *testing.T) {
 		{"/proc/self/exe", exe},  // the shell's own binary in the successor's starter
 		{"/dev/fd/3", exe},       // likewise per process
 		{procLink, exe},          // a link into /proc
+		{selfDir + "/exe", exe},  // through a directory that links there
 		{other, exe},             // not the file that runs
 		{"unknown-command", exe}, // not in PATH
 	} {

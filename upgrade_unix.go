@@ -146,8 +146,12 @@ func pathStartedAs(args []string, executable func() (string, error), lookPath fu
 
 // perProcess reports whether path names a different file in each process
 // (/proc/self, /proc/thread-self, /dev/fd, /dev/std*), or may through a
-// symbolic link into /proc or /dev.
+// symbolic link into /proc or /dev, of its directory or of itself.
 func perProcess(path string) bool {
+	// A directory on the way may be a link into /proc (/tmp/l -> /proc/self).
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err != nil || strings.HasPrefix(dir+"/", "/proc/") || strings.HasPrefix(dir+"/", "/dev/") {
+		return true
+	}
 	for hops := 0; hops < 40; hops++ {
 		if strings.HasPrefix(path, "/proc/") || strings.HasPrefix(path, "/dev/") {
 			return true
