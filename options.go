@@ -56,8 +56,10 @@ type Options struct {
 	// UnixAllowUID and UnixAllowGID admit a UNIX connection only if its
 	// peer is on one of the lists: its user id in UnixAllowUID, or its
 	// group or one of its supplementary groups in UnixAllowGID. Default
-	// empty: no check, whoever can connect is served. Root is admitted
-	// only if 0 is listed.
+	// nil (both): no check, whoever can connect is served. A list that is
+	// set but empty (a config file's "unix_allow_uid": []) admits nobody
+	// by it, so that a list a template left empty closes the socket
+	// rather than open it to all. Root is admitted only if 0 is listed.
 	//
 	// The peer is the process that called connect(), with the
 	// credentials it had at that time, as the kernel recorded them (see

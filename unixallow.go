@@ -36,8 +36,10 @@ func sortedIDs(ids []uint32) []uint32 {
 	return s
 }
 
-// allowing reports whether o has an allow list.
-func (o *Options) allowing() bool { return len(o.UnixAllowUID) > 0 || len(o.UnixAllowGID) > 0 }
+// allowing reports whether o has an allow list: a list that is set, even
+// to nothing (a config file's "unix_allow_uid": [], which admits nobody
+// then, rather than everybody).
+func (o *Options) allowing() bool { return o.UnixAllowUID != nil || o.UnixAllowGID != nil }
 
 // allows reports whether the lists admit a peer with the credentials c:
 // its uid is in uids, or its group or one of its groups in gids.
@@ -120,14 +122,14 @@ func allowOption(uid, gid bool) string {
 
 // allowOption names o's allow lists.
 func (o *Options) allowOption() string {
-	return allowOption(len(o.UnixAllowUID) > 0, len(o.UnixAllowGID) > 0)
+	return allowOption(o.UnixAllowUID != nil, o.UnixAllowGID != nil)
 }
 
 // unenforceable is the error for o's allow lists on a socket whose peers
 // have no credentials; why says so, as "a TCP peer has no uid".
 func (o *Options) unenforceable(why string) error {
 	lists, option := "list", "option"
-	if len(o.UnixAllowUID) > 0 && len(o.UnixAllowGID) > 0 {
+	if o.UnixAllowUID != nil && o.UnixAllowGID != nil {
 		lists, option = "lists", "options"
 	}
 	return fmt.Errorf("%s: %s, so the %s cannot be enforced: listen on it without the %s", o.allowOption(), why, lists, option)

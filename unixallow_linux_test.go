@@ -648,3 +648,47 @@ func unixSocketpair() ([2]*os.File, error) {
 	}
 	return [2]*os.File{os.NewFile(uintptr(fds[0]), "socketpair"), os.NewFile(uintptr(fds[1]), "socketpair")}, nil
 }
+
+// A list that is set but empty (a config file's "unix_allow_uid": [])
+// admits nobody, root included, rather than everybody: a template that
+// left it empty must not open the socket. It is still a list, and so an
+// error where it cannot be enforced.
+func TestUnixAllowEmptyListAdmitsNobody(t *testing.T) {
+	refused := make(chan Credentials, 1)
+	o := &Options{UnixAllowUID: []uint32{}, UnixRefused: func(c Credentials, err error) { refused <- c }}
+	ln := listenT(t, "@anylisten-test-empty-"+strconv.Itoa(os.Getpid()), o)
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Close()
+			err = errors.New("Accept returned a connection")
+		}
+		accepted <- err
+	}()
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("root's connection was served (read %d bytes)", n)
+	}
+	select {
+	case cr := <-refused:
+		if cr.UID != uint32(os.Geteuid()) {
+			t.Errorf("the hook got uid %d, want %d", cr.UID, os.Geteuid())
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the hook was not told of the refused peer")
+	}
+	ln.Close()
+	if err := <-accepted; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept: %v, want net.ErrClosed after Close", err)
+	}
+	if l, err := Listen(context.Background(), MustParseAddress("127.0.0.1:0"), &Options{UnixAllowGID: []uint32{}}); err == nil {
+		l.Close()
+		t.Error("an empty allow list on a TCP address was not refused")
+	}
+}
