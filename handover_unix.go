@@ -160,7 +160,9 @@ func takeHandedOver(e *sdEnv, a Address, o *Options) (net.Listener, error) {
 	var ln net.Listener
 	var err error
 	if pick != nil {
-		ln, err = claimLocked(pick, a, o)
+		if err = passedRights(a, o); err == nil {
+			ln, err = claimLocked(pick, a, o)
+		}
 	}
 	inherited.mu.Unlock()
 	if ln != nil {
@@ -181,8 +183,10 @@ func takeHandedOverPacket(e *sdEnv, a Address, o *Options) (net.PacketConn, erro
 	var pc net.PacketConn
 	var err error
 	if len(pick) > 0 {
-		if pc, err = claimPacketLocked(pick[0], a, o); err == nil {
-			pc = packetConnAt(pc, a)
+		if err = passedRights(a, o); err == nil {
+			if pc, err = claimPacketLocked(pick[0], a, o); err == nil {
+				pc = packetConnAt(pc, a)
+			}
 		}
 	}
 	inherited.mu.Unlock()

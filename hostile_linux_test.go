@@ -244,8 +244,15 @@ func TestHostileAddresses(t *testing.T) {
 					t.Errorf("socket file: %v, %v", fi, err)
 				}
 			}},
+		// An abstract name has no file: the options that would restrict
+		// who connects are an error, not silently a wider access.
 		{name: "file options on an abstract name", in: "@anylisten-hostile{dir}",
 			opts: &Options{UnixListenChmod: 0o600, UnixListenUnlink: true, UnixListenUID: ptr[uint32](4242), TCPReusePort: true},
+			want: "listen unix @anylisten-hostile{dir}: an abstract socket has no file, so the unix_listen_chmod, unix_listen_uid and unix_listen_gid options " +
+				"(--unix-listen-chmod, --unix-listen-uid, --unix-listen-gid) cannot restrict who connects to it: " +
+				"admit peers with unix_allow_uid or unix_allow_gid (--unix-allow-uid, --unix-allow-gid), or listen on a socket path"},
+		{name: "other options on an abstract name", in: "@anylisten-hostile{dir}",
+			opts: &Options{UnixListenUnlink: true, TCPReusePort: true, TCPKillPort: true},
 			ok: func(t *testing.T, _ string, ln net.Listener) {
 				if _, ok := ln.(*UnixListener); !ok {
 					t.Errorf("Listen returned %T, want *UnixListener", ln)

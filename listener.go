@@ -107,6 +107,9 @@ func Listen(ctx context.Context, addr Address, opts *Options) (net.Listener, err
 	if err := refuseAllow(addr, &o); err != nil {
 		return nil, opError("listen", addr, err)
 	}
+	if err := refuseNoFile(addr, &o); err != nil {
+		return nil, opError("listen", addr, err)
+	}
 	var ln net.Listener
 	if !o.NoAdopt && addr.kind != KindNpipe { // a pipe is no socket: none is passed in
 		ln, err = adoptInherited(ctx, addr, &o)

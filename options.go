@@ -50,6 +50,14 @@ type Options struct {
 	// socket file before it appears at its path. Default nil: the process's user
 	// and group. UNIX paths only; on Windows an error wrapping
 	// errors.ErrUnsupported.
+	//
+	// These two and UnixListenChmod never give silently wider access than
+	// asked: on an abstract name, which has no file, they are an error
+	// (use UnixAllowUID and UnixAllowGID there), and a socket passed in for
+	// a UNIX path (by systemd, or a predecessor), which is used as it was
+	// made, must have a mode with no bit beyond UnixListenChmod's and the
+	// owner and group asked for, or Listen fails and says what to set
+	// where it is made (SocketMode=, SocketUser=, SocketGroup=).
 	UnixListenUID *uint32 `json:"unix_listen_uid,omitempty" yaml:"unix_listen_uid,omitempty" toml:"unix_listen_uid,omitempty"`
 	UnixListenGID *uint32 `json:"unix_listen_gid,omitempty" yaml:"unix_listen_gid,omitempty" toml:"unix_listen_gid,omitempty"`
 

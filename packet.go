@@ -82,6 +82,9 @@ func listenPacket(ctx context.Context, addr Address, o *Options) (net.PacketConn
 	if err := refusePacket(addr, o); err != nil {
 		return nil, err
 	}
+	if err := refuseNoFile(addr, o); err != nil {
+		return nil, err
+	}
 	if !o.NoAdopt {
 		if pc, err := adoptInheritedPacket(ctx, addr, o); pc != nil || err != nil {
 			return pc, err

@@ -86,7 +86,11 @@ func TestListenPacketUnixgram(t *testing.T) {
 	for _, s := range []string{filepath.Join(dir, "a.sock"), "unixgram:" + filepath.Join(dir, "b.sock"), "@anylisten-test-gram-" + filepath.Base(dir)} {
 		t.Run(s, func(t *testing.T) {
 			a := MustParseAddress(s)
-			pc := listenPacketT(t, s, &Options{UnixListenChmod: 0o600})
+			var o *Options
+			if a.Kind() == KindUnix {
+				o = &Options{UnixListenChmod: 0o600}
+			}
+			pc := listenPacketT(t, s, o)
 			client := filepath.Join(dir, "client")
 			os.Remove(client)
 			c, err := net.DialUnix("unixgram", &net.UnixAddr{Name: client, Net: "unixgram"}, &net.UnixAddr{Name: a.Path(), Net: "unixgram"})

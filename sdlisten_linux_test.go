@@ -550,3 +550,36 @@ func TestReusedSlotNotTaken(t *testing.T) {
 		}
 	}
 }
+
+// A socket file passed in with wider rights than the options ask for is
+// an error, not silently a wider access: porting rest-server found
+// --unix-listen-chmod owner ignored on a socket systemd-socket-activate
+// made (mode 0666), so uid 65534 was served. Rights as asked, or
+// narrower, adopt as before.
+func TestAdoptedSocketRights(t *testing.T) {
+	for _, tt := range []struct {
+		name, opts string
+		code       int
+		want       string
+	}{
+		{"wider", `{"unix_listen_chmod":"owner"}`, 3, "wider than the 0600 that the unix_listen_chmod option (--unix-listen-chmod) asks for"},
+		{"other owner", `{"unix_listen_uid":4242}`, 3, "belongs to uid 0, not the 4242 that the unix_listen_uid option (--unix-listen-uid) asks for"},
+		{"as asked", `{"unix_listen_chmod":"0777"}`, 0, "LISTENER *anylisten.UnixListener "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(testenv.SocketDir(t), "passed.sock")
+			c := activate(t, 1, []string{"-l", path}, path, tt.opts, 1)
+			conn, err := net.Dial("unix", path) // starts the child
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if code := c.wait(t); code != tt.code {
+				t.Fatalf("child exited %d, want %d; stderr:\n%s", code, tt.code, c.stderr)
+			}
+			if !strings.Contains(c.stderr.String(), tt.want) {
+				t.Errorf("stderr does not say %q:\n%s", tt.want, c.stderr)
+			}
+		})
+	}
+}

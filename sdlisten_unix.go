@@ -486,9 +486,43 @@ func adoptInheritedFD(ctx context.Context, a Address, o *Options) (net.Listener,
 	inherited.mu.Lock()
 	defer inherited.mu.Unlock()
 	if f, ok := findLocked(e, match); ok {
+		if err := passedRights(a, o); err != nil {
+			return nil, err
+		}
 		return claimLocked([]sdFD{f}, a, o)
 	}
 	return nil, nil
+}
+
+// passedRights says why the socket file at a's path, of a socket passed
+// in (by systemd, or a predecessor), has wider rights than o asks a new
+// one to get, or nil: a permission bit that o's mode lacks, or another
+// owner or group than o names, would let more clients connect than asked,
+// silently, since a passed socket is used as its creator made it.
+func passedRights(a Address, o *Options) error {
+	if a.kind != KindUnix || o.UnixListenChmod == 0 && o.UnixListenUID == nil && o.UnixListenGID == nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(a.str, &st); err != nil {
+		return nil // no file at the path: nobody connects through it
+	}
+	perm, want := uint32(st.Mode)&0o777, uint32(o.UnixListenChmod)
+	switch {
+	case want != 0 && perm&^want != 0:
+		return fmt.Errorf("the socket file passed in for %s has mode %04o, wider than the %04o that the unix_listen_chmod option (--unix-listen-chmod) asks for; "+
+			"a passed socket is used as it was made: give it that mode where it is made (SocketMode=%04o in a .socket unit), or drop the option",
+			a.str, perm, want, want)
+	case o.UnixListenUID != nil && st.Uid != *o.UnixListenUID:
+		return fmt.Errorf("the socket file passed in for %s belongs to uid %d, not the %d that the unix_listen_uid option (--unix-listen-uid) asks for; "+
+			"a passed socket is used as it was made: give it that owner where it is made (SocketUser= in a .socket unit), or drop the option",
+			a.str, st.Uid, *o.UnixListenUID)
+	case o.UnixListenGID != nil && st.Gid != *o.UnixListenGID:
+		return fmt.Errorf("the socket file passed in for %s belongs to gid %d, not the %d that the unix_listen_gid option (--unix-listen-gid) asks for; "+
+			"a passed socket is used as it was made: give it that group where it is made (SocketGroup= in a .socket unit), or drop the option",
+			a.str, st.Gid, *o.UnixListenGID)
+	}
+	return nil
 }
 
 // adoptInheritedPacket is adoptInherited for ListenPacket: it takes the
@@ -509,6 +543,9 @@ func adoptInheritedPacket(ctx context.Context, a Address, o *Options) (net.Packe
 		f, ok := findLocked(e, match)
 		if !ok {
 			return nil, nil
+		}
+		if err := passedRights(a, o); err != nil {
+			return nil, err
 		}
 		if pc, err = claimPacketLocked(f, a, o); err != nil {
 			return nil, err

@@ -158,6 +158,19 @@ func refuseAllow(addr Address, o *Options) error {
 	return nil
 }
 
+// refuseNoFile says why the socket-file options of o (mode, owner) cannot
+// do their job on addr, or nil: an abstract name has no file, so anybody
+// in the network namespace may connect to it, and ignoring the options
+// would give it wider access than asked for, silently.
+func refuseNoFile(addr Address, o *Options) error {
+	if addr.kind != KindAbstract || o.UnixListenChmod == 0 && o.UnixListenUID == nil && o.UnixListenGID == nil {
+		return nil
+	}
+	return errors.New("an abstract socket has no file, so the unix_listen_chmod, unix_listen_uid and unix_listen_gid options " +
+		"(--unix-listen-chmod, --unix-listen-uid, --unix-listen-gid) cannot restrict who connects to it: " +
+		"admit peers with unix_allow_uid or unix_allow_gid (--unix-allow-uid, --unix-allow-gid), or listen on a socket path")
+}
+
 // refusePacketAllow is ListenPacket's error for o's allow lists, or nil.
 func refusePacketAllow(o *Options) error {
 	if !o.allowing() {
