@@ -66,7 +66,8 @@ import (
 //	         "CLOEXEC FD=BOOL (ERR)" if asked; writes one line to each
 //	         connection, "CONN LISTENER LOCAL REMOTE LISTEN_FDS=...
 //	         KEEPIDLE=...", and closes it. A Listen or Ready error is
-//	         printed as "LISTEN ERROR: ..." or "READY ERROR: ..." with exit
+//	         printed as "LISTEN ERROR: ..." (and "LISTEN ERROR IS ErrPeerRefused"
+//	         when it wraps that) or "READY ERROR: ..." with exit
 //	         status 3 (4 if the first Listen failed and changed fds 0-2 all
 //	         the same); an fd leak (an fd open after closing every listener
 //	         that was not, or pointed elsewhere, before listening) as
@@ -302,6 +303,9 @@ func serveChild() int {
 			}
 		}
 		fmt.Fprintln(os.Stderr, "LISTEN ERROR:", err)
+		if errors.Is(err, ErrPeerRefused) {
+			fmt.Fprintln(os.Stderr, "LISTEN ERROR IS ErrPeerRefused")
+		}
 		if now := stdioState(); len(lns)+len(pcs) == 0 && now != stdio {
 			fmt.Fprintf(os.Stderr, "STDIO CHANGED by a failed Listen: %s; before: %s\n", now, stdio)
 			return 4

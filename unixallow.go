@@ -79,7 +79,7 @@ func (a *allowList) refuse(cred Credentials, err error) error {
 	if a.refused != nil {
 		a.refused(cred, err)
 	}
-	return &refusedError{cred: cred, err: err, uid: len(a.uids) > 0, gid: len(a.gids) > 0}
+	return &refusedError{cred: cred, err: err, uid: a.uids != nil, gid: a.gids != nil}
 }
 
 // refusedError is a connection the allow lists refused.
@@ -99,6 +99,16 @@ func (e *refusedError) Error() string {
 }
 
 func (e *refusedError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrPeerRefused) hold.
+func (e *refusedError) Is(target error) bool { return target == ErrPeerRefused }
+
+// ErrPeerRefused is what the error of Listen wraps when the one connection
+// of inetd or systemd's Accept=yes comes from a peer the allow lists
+// (Options.UnixAllowUID, UnixAllowGID) refuse: errors.Is(err,
+// ErrPeerRefused) tells a stranger's connect, which the program may end
+// on quietly, from a failure to serve.
+var ErrPeerRefused = errors.New("anylisten: the peer is not on the allow lists")
 
 // isRefused reports whether err, as acceptOne returns it, says that the
 // allow lists refused the connection. (A type assertion, not errors.As,

@@ -509,6 +509,7 @@ func TestUnixAllowOneConnection(t *testing.T) {
 			for _, want := range []string{
 				"REFUSED uid=65534 gid=65534 groups=[] pid=" + strconv.Itoa(nobody.pid()) + " err=<nil>\n",
 				mode.failed + "the peer, uid 65534 (gid 65534, groups [], pid " + strconv.Itoa(nobody.pid()) + "), is not allowed by the unix_allow_uid option (--unix-allow-uid): its connection was shut down",
+				"LISTEN ERROR IS ErrPeerRefused\n",
 			} {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("stderr does not say %q:\n%s", want, stderr)
