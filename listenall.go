@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"syscall"
 )
 
@@ -58,6 +59,24 @@ func listenEach(ctx context.Context, addrs []Address, opts *Options) ([]net.List
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+// Merge merges listeners that were opened separately (by Listen with
+// Options of their own, say: a TCP address next to a UNIX socket with an
+// allow list, which one Options value cannot serve) into one, as ListenAll
+// merges its own: Accept returns the next connection from any of them,
+// unwrapped, taking it from the kernel only then; Addr is a MultiAddr;
+// Close closes every one and returns at once. It takes ownership of lns:
+// on an error (no fd left to watch a socket with) it closes them. With one
+// listener it returns that listener itself; with none, an error.
+//
+// Listeners opened through an Upgrader's Listen stay known to it: merge
+// them, and Upgrade hands each one over.
+func Merge(lns ...net.Listener) (net.Listener, error) {
+	if len(lns) == 0 {
+		return nil, errors.New("anylisten: Merge of no listeners; give at least one")
+	}
+	return merge(slices.Clone(lns))
 }
 
 // merge returns the one listener of lns itself, or a merge of several.

@@ -1,7 +1,10 @@
 package anylisten
 
 import (
+	"context"
 	"net"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -64,4 +67,52 @@ func mustSyscallConn(t *testing.T, ln net.Listener) syscall.RawConn {
 		t.Fatal(err)
 	}
 	return rc
+}
+
+// Merge serves listeners opened with Options of their own as one: a TCP
+// listener next to a UNIX one whose allow list one Options value could
+// not give the TCP address.
+func TestMerge(t *testing.T) {
+	checkNoFDLeak(t)
+	ctx := context.Background()
+	tcp, err := Listen(ctx, MustParseAddress("127.0.0.1:0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unixLn, err := Listen(ctx, MustParseAddress("@anylisten-test-merge-"+strconv.Itoa(os.Getpid())),
+		&Options{UnixAllowUID: []uint32{uint32(os.Geteuid())}})
+	if err != nil {
+		tcp.Close()
+		t.Fatal(err)
+	}
+	m, err := Merge(tcp, unixLn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got, want := m.Addr().String(), "tcp:"+tcp.Addr().String()+",unix:"+unixLn.Addr().String(); got != want {
+		t.Errorf("Addr = %q, want %q", got, want)
+	}
+	for _, d := range [][2]string{{"tcp", tcp.Addr().String()}, {"unix", unixLn.Addr().String()}} {
+		c, err := net.Dial(d[0], d[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.LocalAddr().Network(); got != d[0] {
+			t.Errorf("accepted a %s connection, want %s", got, d[0])
+		}
+		s.Close()
+		c.Close()
+	}
+	if one := listenT(t, "127.0.0.1:0", nil); func() net.Listener { l, _ := Merge(one); return l }() != one {
+		t.Error("Merge of one listener is not that listener")
+	}
+	if l, err := Merge(); err == nil {
+		l.Close()
+		t.Error("Merge of no listeners succeeded")
+	}
 }
