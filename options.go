@@ -306,10 +306,10 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"change the group of the newly bound UNIX socket file to this numeric `GID` (default: the process's group)")
 	fs.Var(&idListFlag{p: &o.UnixAllowUID, what: "user"}, "unix-allow-uid",
 		"serve a UNIX socket connection only if its peer's user id is one of `UID[,UID...]` (or its group is allowed by --unix-allow-gid); "+
-			"repeatable; others are closed unread (default: no check)")
+			"repeatable; others are closed unread (empty: no check)")
 	fs.Var(&idListFlag{p: &o.UnixAllowGID, what: "group"}, "unix-allow-gid",
 		"serve a UNIX socket connection only if its peer's group or one of its supplementary groups is one of `GID[,GID...]` "+
-			"(or its user is allowed by --unix-allow-uid); repeatable; others are closed unread (default: no check)")
+			"(or its user is allowed by --unix-allow-uid); repeatable; others are closed unread (empty: no check)")
 	fs.BoolVar(&o.SDAcceptIgnoreEnvironment, "sd-accept-ignore-environment", o.SDAcceptIgnoreEnvironment,
 		"ignore LISTEN_PID and LISTEN_FDS and use file descriptor 3 unconditionally for sd-listen addresses")
 	fs.BoolVar(&o.NoAdopt, "no-adopt", o.NoAdopt,

@@ -230,11 +230,15 @@ func (*idListFlag) IsCumulative() bool { return true }
 func parseIDs(s, what string) ([]uint32, error) {
 	var ids []uint32
 	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part) // "0, 1000" as written in prose
 		n, err := strconv.ParseUint(part, 10, 32)
 		if err != nil || n == math.MaxUint32 {
 			why := fmt.Sprintf("%q is not a decimal %s id 0 to %d", part, what, uint32(math.MaxUint32-1))
-			if part == "" {
+			switch {
+			case part == "":
 				why = fmt.Sprintf("id %d is empty", i+1)
+			case err != nil && !strings.ContainsAny(part[:1], "0123456789+-"):
+				why += fmt.Sprintf(" (for a name, give its number: id -%c %s)", what[0], part)
 			}
 			return nil, fmt.Errorf("anylisten: invalid %s id list %q: %s; want ids separated by commas, like 0,1000", what, s, why)
 		}

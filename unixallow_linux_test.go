@@ -76,7 +76,11 @@ func TestUnixAllowUID(t *testing.T) {
 	for _, a := range peerAddresses(t) {
 		t.Run(a.name, func(t *testing.T) {
 			r := newRefusals()
-			ln := listenT(t, a.addr, &Options{UnixListenChmod: 0o666, UnixAllowUID: []uint32{0}, UnixRefused: r.hook})
+			o := &Options{UnixAllowUID: []uint32{0}, UnixRefused: r.hook}
+			if !strings.Contains(a.addr, "@") { // an abstract name has no file to chmod
+				o.UnixListenChmod = 0o666
+			}
+			ln := listenT(t, a.addr, o)
 			accepted := make(chan acceptResult, 1)
 			go func() { c, err := ln.Accept(); accepted <- acceptResult{c, err} }()
 
@@ -256,7 +260,20 @@ func TestUnixAllowFlood(t *testing.T) {
 				abstract := "@anylisten-flood-" + strconv.Itoa(os.Getpid())
 				targets = append(targets, abstract)
 				var err error
-				if ln, err = ListenAll(context.Background(), parseAll(t, "unix:"+path, abstract), opts); err != nil {
+				// One Options value cannot serve both: the abstract name
+				// has no file to chmod. Merge them.
+				noFile := *opts
+				noFile.UnixListenChmod = 0
+				pathLn, err := Listen(context.Background(), MustParseAddress("unix:"+path), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				absLn, err := Listen(context.Background(), MustParseAddress(abstract), &noFile)
+				if err != nil {
+					pathLn.Close()
+					t.Fatal(err)
+				}
+				if ln, err = Merge(pathLn, absLn); err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { ln.Close() })
