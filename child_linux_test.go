@@ -110,6 +110,12 @@ import (
 //	         prints "HOLDING PID" on stderr once listening; exits 0 on
 //	         SIGTERM after printing "SIGTERM: EXITING", 3 after "LISTEN
 //	         ERROR: ...".
+//	forge    binds UNIX datagram sockets to abstract names that hold a
+//	         newline and a forged /proc/net/unix line, as any local user
+//	         may (forgeChild)
+//	           ANYLISTEN_TEST_NAMES    the names as JSON, each "@..."
+//	         prints "FORGED uid=U" on stderr once bound; holds them until
+//	         SIGTERM, or 60 s.
 //
 // To add a mode: write a function func() int that returns the exit
 // status, add one line to childModes, and describe the mode above.
@@ -122,6 +128,7 @@ var childModes = map[string]func() int{
 	"resolve": resolveChild,
 	"perm":    permChild,
 	"hold":    holdChild,
+	"forge":   forgeChild,
 }
 
 func TestMain(m *testing.M) {

@@ -2,6 +2,7 @@ package anylisten
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/anylisten/anylisten/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // holdChild holds an address until SIGTERM, mode "hold".
@@ -355,5 +357,131 @@ func TestHolderNotForged(t *testing.T) {
 	}
 	if self := fmt.Sprintf("pid %d", os.Getpid()); !strings.Contains(err.Error(), self) {
 		t.Errorf("the error does not name the real holder (%s): %v", self, err)
+	}
+}
+
+// forgeChild binds the names of ANYLISTEN_TEST_NAMES, mode "forge".
+func forgeChild() int {
+	var names []string
+	if err := json.Unmarshal([]byte(os.Getenv("ANYLISTEN_TEST_NAMES")), &names); err != nil {
+		return childBadEnv("ANYLISTEN_TEST_NAMES: %v", err)
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	for _, name := range names {
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+		if err != nil {
+			return childFatalf("bind %q: %v", name, err)
+		}
+		defer c.Close()
+	}
+	fmt.Fprintf(os.Stderr, "FORGED uid=%d\n", os.Getuid())
+	select {
+	case <-term:
+	case <-time.After(60 * time.Second):
+	}
+	return 0
+}
+
+// socketInodes returns the inodes of the sockets that process pid has open.
+func socketInodes(t *testing.T, pid int) []string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd/", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inos []string
+	for _, e := range ents {
+		l, _ := os.Readlink(dir + e.Name())
+		if s, ok := strings.CutPrefix(l, "socket:["); ok {
+			inos = append(inos, strings.TrimSuffix(s, "]"))
+		}
+	}
+	return inos
+}
+
+// From review: any local user can bind an abstract name that holds a
+// newline and what /proc/net/unix shows as a line of its own. Run as uid
+// 65534, such names made "held by" name an innocent process (a forged
+// line naming the inode of its TCP socket, which no real line names) and
+// hide the real holder (a forged line repeating its socket's inode, which
+// the duplicate defence then dropped). The sockets now come from
+// sock_diag, which no name can forge: the error names the real holder,
+// this process, only.
+func TestHolderNotForgedByOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the forger as uid 65534 (nobody); run the tests as root")
+	}
+	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG); err != nil {
+		t.Skipf("no sock_diag (%v): the /proc/net/unix fallback believes a forged line naming a TCP socket", err)
+	} else {
+		unix.Close(fd)
+	}
+	base := testenv.SocketDir(t)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "anylisten.test")
+	copyExecutable(t, bin)
+	path := filepath.Join(base, "held.sock")
+	ln := listenT(t, path, nil) // the real holder: this process
+	var st unix.Stat_t
+	rc, err := ln.(*UnixListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { err = unix.Fstat(int(fd), &st) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	realIno := strconv.FormatUint(st.Ino, 10)
+	innocent := startHolderOf(t, "127.0.0.1:0", false, "")
+	innocentInos := socketInodes(t, innocent.cmd.Process.Pid)
+	if len(innocentInos) == 0 {
+		t.Fatal("the innocent holder has no socket")
+	}
+	// A line of /proc/net/unix: Num RefCount Protocol Flags (10000:
+	// listening) Type (2: datagram) St Inode Path.
+	line := func(ino string) string { return "0: 2 0 10000 1 1 " + ino + " " + path }
+	self := fmt.Sprintf("pid %d (%s), this process", os.Getpid(), strings.TrimSuffix(mustRead(t, "/proc/self/comm"), "\n"))
+	want := "listen unix " + path + ": bind: address already in use: a live server has this socket open (held by " + self + "); it is not taken over"
+	for _, tt := range []struct {
+		name   string
+		forged []string // the inodes of the forged lines
+	}{
+		{"innocent named", innocentInos},
+		{"real holder hidden", []string{realIno}},
+		{"both", append([]string{realIno}, innocentInos...)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var names []string
+			for i, ino := range tt.forged {
+				names = append(names, "@f"+strconv.Itoa(i)+"\n"+line(ino))
+			}
+			js, err := json.Marshal(names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin)
+			cmd.Dir = base
+			cmd.Env = append(os.Environ(), childModeEnv("forge", "ANYLISTEN_TEST_NAMES="+string(js))...)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+			forger := startChild(t, cmd)
+			forger.waitFor(t, fmt.Sprintf("FORGED uid=%d", nobody))
+			defer func() { forger.cmd.Process.Signal(syscall.SIGTERM); forger.wait(t) }()
+			// The control: /proc/net/unix shows each forged line as a line.
+			table := mustRead(t, "/proc/net/unix")
+			for _, ino := range tt.forged {
+				if !strings.Contains(table, "\n"+line(ino)+"\n") {
+					t.Fatalf("/proc/net/unix has no forged line %q", line(ino))
+				}
+			}
+			ln, err := Listen(context.Background(), MustParseAddress(path), nil)
+			checkInUse(t, ln, err)
+			if got := err.Error(); got != want {
+				t.Errorf("Listen error:\n got %s\nwant %s\n(the innocent holder is pid %d)", got, want, innocent.cmd.Process.Pid)
+			}
+		})
 	}
 }

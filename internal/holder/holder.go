@@ -1,8 +1,10 @@
 // Package holder finds the processes that hold a listening socket open,
 // so that an "address already in use" error can name them and the
-// tcp_kill_port option can ask them to stop. Only Linux shows them (the
-// sockets in /proc/net, their processes' descriptors in /proc/PID/fd);
-// elsewhere nothing is ever found.
+// tcp_kill_port option can ask them to stop. Only Linux shows them: the
+// TCP and UDP sockets in /proc/net, the UNIX sockets through sock_diag
+// (NETLINK_SOCK_DIAG, unix_diag; /proc/net/unix only where that is not
+// available), and their processes' descriptors in /proc/PID/fd.
+// Elsewhere nothing is ever found.
 package holder
 
 import (

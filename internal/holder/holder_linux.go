@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpListen is the state of a listening socket in /proc/net/tcp.
@@ -73,7 +76,44 @@ func parseIP(s string) net.IP {
 	return ip
 }
 
+// unixHolders finds the holders of the listening UNIX sockets, and of the
+// bound datagram ones, whose name match accepts (see Unix). The sockets
+// come from sock_diag, which gives each name with its length: inodes are
+// the kernel's own, and a name cannot pass for another socket's record.
+// Only where this system offers no sock_diag for UNIX sockets does
+// /proc/net/unix serve instead (unixProcOwners). A dump that fails
+// midway names nobody: an incomplete list could name only some holders,
+// and nobody is better than a wrong one.
 func unixHolders(match func(name string) bool) Holders {
+	owners := map[uint64]int{}
+	err := eachUnixSocket(func(s unixSocket) {
+		// A listening socket, or a bound datagram socket.
+		if s.state != tcpListenSt && s.typ != unix.SOCK_DGRAM || s.name == "" || s.ino == 0 || !match(s.name) {
+			return
+		}
+		// udiag_ino is 32 bits, as sockfs's inode numbers are (get_next_ino);
+		// /proc/PID/fd's "socket:[N]" is read as 64 bits, and is compared
+		// whole, so no larger inode can pass for this one.
+		owners[uint64(s.ino)] = -1 // no uid asked for: a hidden holder is not named, as before
+	})
+	switch {
+	case errors.Is(err, errDiagUnavailable):
+		owners = unixProcOwners(match)
+	case err != nil:
+		return Holders{}
+	}
+	return find(owners)
+}
+
+// unixProcOwners is unixHolders's sockets from /proc/net/unix, the
+// fallback for a system without sock_diag for UNIX sockets (a kernel
+// built without unix_diag, a sandbox such as gVisor, a seccomp policy
+// that refuses netlink). A name there is printed as it is, and a
+// newline in it can forge another line: an inode named twice is taken to
+// be forged and dropped, which keeps an innocent UNIX socket from being
+// named but hides its real holder too, and a forged line naming another
+// kind of socket's inode (which no real line names) is still believed.
+func unixProcOwners(match func(name string) bool) map[uint64]int {
 	owners := map[uint64]int{}
 	seen := map[uint64]int{} // how many lines name each inode
 	eachLineRaw("/proc/net/unix", func(line string) {
@@ -102,16 +142,14 @@ func unixHolders(match func(name string) bool) Holders {
 		}
 		owners[inode] = -1 // /proc/net/unix does not say
 	})
-	// The kernel prints a socket's name as it is, newlines and all: a
-	// name can hold a line that looks like a record of another socket.
-	// Each socket has one line, so an inode named twice is such a forgery,
-	// and neither line is believed.
+	// Each socket has one line, so an inode named twice is a forgery, and
+	// neither line is believed.
 	for inode := range owners {
 		if seen[inode] > 1 {
 			delete(owners, inode)
 		}
 	}
-	return find(owners)
+	return owners
 }
 
 // find returns the processes that hold the sockets of owners, and the
