@@ -86,9 +86,12 @@ import (
 // An invalid Options value is reported by Options.Validate's error.
 // Other errors are *net.OpError values (Op "listen") that wrap the cause, so
 // errors.Is(err, syscall.EADDRINUSE) holds for a port in use or a socket
-// path that is taken (on Linux the message names the processes that hold
-// it where /proc shows them: "bind: address already in use (held by pid
-// 1234 (hello))"; see Options.TCPKillPort), and errors.Is(err,
+// path that is taken (on Windows, where the system says WSAEADDRINUSE,
+// errors.Is(err, windows.WSAEADDRINUSE) of golang.org/x/sys/windows does
+// for a port; a named pipe or socket path in use is EADDRINUSE there too;
+// on Linux the message names the processes that hold it where /proc shows
+// them: "bind: address already in use (held by pid 1234 (hello))"; see
+// Options.TCPKillPort), and errors.Is(err,
 // fs.ErrPermission) for a denied bind. The datagram forms (udp://,
 // unixgram:) are errors that say to use ListenPacket. Listen never
 // returns a listener together with an error, and leaves nothing open or
