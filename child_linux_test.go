@@ -257,8 +257,8 @@ func serveChild() int {
 	}
 	peercred := os.Getenv("ANYLISTEN_TEST_PEERCRED") != ""
 	if peercred {
-		opts.UnixRefused = func(peer Credentials, err error) {
-			fmt.Fprintf(os.Stderr, "REFUSED %s\n", peerLine(peer, err))
+		opts.UnixRefused = func(r Refusal) {
+			fmt.Fprintf(os.Stderr, "REFUSED %s\n", peerLine(r.Peer, r.Err))
 		}
 	}
 	if os.Getenv("ANYLISTEN_TEST_SPAWN") != "" {

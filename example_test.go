@@ -113,14 +113,15 @@ func ExamplePeerCredentials() {
 		UnixListenChmod: 0o666, // anyone may connect; the lists decide
 		UnixAllowUID:    []uint32{0},
 		UnixAllowGID:    []uint32{1000}, // the effective group or a supplementary one
-		UnixRefused: func(peer anylisten.Credentials, err error) {
+		UnixRefused: func(r anylisten.Refusal) {
 			// Called inside Accept: return quickly. (A local user can
 			// connect in a loop; rate-limit the log in production.)
-			if err != nil {
-				log.Printf("refused a peer whose credentials could not be read: %v", err)
+			if r.Err != nil {
+				log.Printf("%v: refused a peer whose credentials could not be read: %v", r.Local, r.Err)
 				return
 			}
-			log.Printf("refused uid %d (gid %d, groups %v, pid %d)", peer.UID, peer.GID, peer.Groups, peer.PID)
+			p := r.Peer
+			log.Printf("%v: refused uid %d (gid %d, groups %v, pid %d)", r.Local, p.UID, p.GID, p.Groups, p.PID)
 		},
 	}
 	ln, err := anylisten.Listen(context.Background(), anylisten.MustParseAddress("/run/app/app.sock"), opts)

@@ -166,7 +166,7 @@ func (i fdInfo) checkPacket() error {
 // hands out that one connection. i must have passed checkStream.
 func fdListener(i fdInfo, o *Options) (net.Listener, error) {
 	if a := newAllowList(o); a != nil && !i.listening {
-		if err := admitInherited(i.fd, a); err != nil {
+		if err := admitInherited(i.fd, i.addr(), a); err != nil {
 			return nil, err
 		}
 	}
@@ -206,13 +206,13 @@ func fdListener(i fdInfo, o *Options) (net.Listener, error) {
 // A refused connection is shut down, so that it is dead for every holder
 // of the file (inetd's stdin and stdout, systemd's fd, any later Listen),
 // and the error is refuse's.
-func admitInherited(fd int, a *allowList) error {
+func admitInherited(fd int, local net.Addr, a *allowList) error {
 	cred, err := sockPeerCredentials(uintptr(fd))
 	if err == nil && a.allows(cred) {
 		return nil
 	}
 	unix.Shutdown(fd, unix.SHUT_RDWR)
-	return a.refuse(cred, err)
+	return a.refuse(Refusal{Peer: cred, Err: err, Local: SocketPath(local)})
 }
 
 // checkAllow says why o's allow lists cannot be enforced on the

@@ -111,14 +111,15 @@ type Options struct {
 	UnixAllowGID []uint32 `json:"unix_allow_gid,omitempty" yaml:"unix_allow_gid,omitempty" toml:"unix_allow_gid,omitempty"`
 
 	// UnixRefused, if not nil, is called for each connection that
-	// UnixAllowUID and UnixAllowGID refuse, once it is shut down, with the
-	// peer's credentials, or with the error that kept them from being
-	// read (err is nil otherwise). It is called from inside Accept (for
-	// the one connection of inetd and Accept=yes, from inside Listen),
-	// and from as many goroutines at once as call Accept, so it must
-	// return quickly: log (at a limited rate: a local user can connect
-	// in a loop), count. Default nil. Not a config key or a flag.
-	UnixRefused func(peer Credentials, err error) `json:"-" yaml:"-" toml:"-"`
+	// UnixAllowUID and UnixAllowGID refuse, once it is shut down, with
+	// what is known of it (see Refusal): the peer's credentials, or the
+	// error that kept them from being read, and the socket it connected
+	// to. It is called from inside Accept (for the one connection of inetd
+	// and Accept=yes, from inside Listen), and from as many goroutines at
+	// once as call Accept, so it must return quickly: log (at a limited
+	// rate: a local user can connect in a loop), count. Default nil. Not a
+	// config key or a flag.
+	UnixRefused func(Refusal) `json:"-" yaml:"-" toml:"-"`
 
 	// SDAcceptIgnoreEnvironment makes systemd addresses ignore LISTEN_PID
 	// and LISTEN_FDS and use file descriptor 3 (or the fd named by fd://N)

@@ -305,7 +305,7 @@ func TestOptionsJSON(t *testing.T) {
 	if diff := cmp.Diff(o, back); diff != "" {
 		t.Errorf("JSON round trip via %s (-want +got):\n%s", out, diff)
 	}
-	if out, _ := json.Marshal(Options{UnixRefused: func(Credentials, error) {}}); string(out) != "{}" {
+	if out, _ := json.Marshal(Options{UnixRefused: func(Refusal) {}}); string(out) != "{}" {
 		t.Errorf("zero Options (with a UnixRefused hook, which is not configuration) marshal to %s, want {}", out)
 	}
 	for _, bad := range []string{`{"unix_allow_uid":[-1]}`, `{"unix_allow_gid":"0"}`, `{"unix_allow_uid":[4294967296]}`} {

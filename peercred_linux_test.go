@@ -239,7 +239,7 @@ func TestPeerCredentialsConnectTime(t *testing.T) {
 	dir := publicSocketDir(t)
 	path := filepath.Join(dir, "exec.sock")
 	var refused []Credentials
-	ln := listenT(t, "unix:"+path, &Options{UnixAllowUID: []uint32{0}, UnixRefused: func(c Credentials, _ error) { refused = append(refused, c) }})
+	ln := listenT(t, "unix:"+path, &Options{UnixAllowUID: []uint32{0}, UnixRefused: func(r Refusal) { refused = append(refused, r.Peer) }})
 	// socat connects, then (nofork) execs setpriv in its own process,
 	// which becomes nobody and runs a script that reports it over the
 	// connection.

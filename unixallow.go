@@ -16,10 +16,39 @@ import (
 // the one connection of inetd and systemd's Accept=yes, and Listen and
 // ListenPacket refuse the lists where they cannot be enforced.
 
+// Refusal is a UNIX connection that the allow lists (Options.UnixAllowUID
+// and UnixAllowGID) refused, as Options.UnixRefused is told of it.
+type Refusal struct {
+	// Peer is the credentials of the process that connected (zero where
+	// they could not be read).
+	Peer Credentials
+	// Err is why the credentials could not be read, or nil.
+	Err error
+	// Local is the address of the socket the peer connected to: the
+	// socket path as given to Listen, the @name, or what an inherited
+	// socket is bound to; nil where it cannot be told.
+	Local net.Addr
+}
+
+// String describes r for a log: "refused a connection to @app from uid
+// 65534 (gid 65534, groups [], pid 1234): not on the allow lists", or
+// that its peer's credentials could not be read, and why.
+func (r Refusal) String() string {
+	to := ""
+	if r.Local != nil {
+		to = " to " + r.Local.String()
+	}
+	if r.Err != nil {
+		return fmt.Sprintf("refused a connection%s: its peer's credentials could not be read: %v", to, r.Err)
+	}
+	p := r.Peer
+	return fmt.Sprintf("refused a connection%s from uid %d (gid %d, groups %v, pid %d): not on the allow lists", to, p.UID, p.GID, p.Groups, p.PID)
+}
+
 // allowList is the allow lists of a listener, nil where there are none.
 type allowList struct {
 	uids, gids []uint32 // sorted copies of the options' lists
-	refused    func(Credentials, error)
+	refused    func(Refusal)
 }
 
 // newAllowList returns the allow lists of o, or nil if it has none.
@@ -60,26 +89,25 @@ func has(sorted []uint32, id uint32) bool {
 	return found
 }
 
-// screen returns nil if the lists admit the peer of the accepted
-// connection c. Otherwise, and when its credentials cannot be read, it
-// closes c and returns refuse's error.
-func (a *allowList) screen(c *net.UnixConn) error {
+// screen returns nil if the lists admit the peer of the connection c,
+// accepted on the socket at local. Otherwise, and when its credentials
+// cannot be read, it closes c and returns refuse's error.
+func (a *allowList) screen(c *net.UnixConn, local net.Addr) error {
 	cred, err := unixConnCredentials(c)
 	if err == nil && a.allows(cred) {
 		return nil
 	}
 	c.Close()
-	return a.refuse(cred, err)
+	return a.refuse(Refusal{Peer: cred, Err: err, Local: local})
 }
 
-// refuse tells the UnixRefused hook of a peer the lists refused, with its
-// credentials cred or the error err of reading them, and returns a
-// *refusedError.
-func (a *allowList) refuse(cred Credentials, err error) error {
+// refuse tells the UnixRefused hook of a peer the lists refused, and
+// returns a *refusedError.
+func (a *allowList) refuse(r Refusal) error {
 	if a.refused != nil {
-		a.refused(cred, err)
+		a.refused(r)
 	}
-	return &refusedError{cred: cred, err: err, uid: a.uids != nil, gid: a.gids != nil}
+	return &refusedError{cred: r.Peer, err: r.Err, uid: a.uids != nil, gid: a.gids != nil}
 }
 
 // refusedError is a connection the allow lists refused.

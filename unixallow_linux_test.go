@@ -27,20 +27,22 @@ import (
 // refusals records what a UnixRefused hook was told. Its methods may be
 // called from any goroutine.
 type refusals struct {
-	mu    sync.Mutex
-	peers []Credentials
-	errs  []error
-	more  chan struct{} // closed and replaced on every call
+	mu     sync.Mutex
+	peers  []Credentials
+	errs   []error
+	locals []net.Addr
+	more   chan struct{} // closed and replaced on every call
 }
 
 func newRefusals() *refusals { return &refusals{more: make(chan struct{})} }
 
 // hook is the UnixRefused hook that records into r.
-func (r *refusals) hook(peer Credentials, err error) {
+func (r *refusals) hook(rf Refusal) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.peers = append(r.peers, peer)
-	r.errs = append(r.errs, err)
+	r.peers = append(r.peers, rf.Peer)
+	r.errs = append(r.errs, rf.Err)
+	r.locals = append(r.locals, rf.Local)
 	close(r.more)
 	r.more = make(chan struct{})
 }
@@ -89,6 +91,12 @@ func TestUnixAllowUID(t *testing.T) {
 			want := Credentials{UID: 65534, GID: 65534, Groups: []uint32{}, PID: nobody.pid()}
 			if diff := cmp.Diff(want, peers[0]); diff != "" || errs[0] != nil {
 				t.Errorf("UnixRefused got %v (-want +got):\n%s", errs[0], diff)
+			}
+			r.mu.Lock()
+			local := r.locals[0]
+			r.mu.Unlock()
+			if local == nil || local.String() != ln.Addr().String() {
+				t.Errorf("UnixRefused was told the peer connected to %v, want %v", local, ln.Addr())
 			}
 			if got := nobody.read(t); got != "" {
 				t.Errorf("the refused peer read %q, want nothing", got)
@@ -376,7 +384,7 @@ func TestUnixAllowMergeRefusedIsRace(t *testing.T) {
 	checkNoFDLeak(t)
 	var ul *UnixListener
 	refused := 0
-	opts := &Options{UnixAllowUID: []uint32{12345}, UnixRefused: func(Credentials, error) {
+	opts := &Options{UnixAllowUID: []uint32{12345}, UnixRefused: func(Refusal) {
 		refused++
 		if refused == 3 {
 			ul.allow = newAllowList(&Options{UnixAllowUID: []uint32{0}}) // admit root from now on
@@ -450,8 +458,8 @@ func TestUnixAllowUnreadableCredentials(t *testing.T) {
 	server.Close() // its fd is gone: nothing can be read of it
 	var gotErr error
 	called := false
-	a := newAllowList(&Options{UnixAllowUID: []uint32{0}, UnixRefused: func(_ Credentials, err error) { called, gotErr = true, err }})
-	err := a.screen(server)
+	a := newAllowList(&Options{UnixAllowUID: []uint32{0}, UnixRefused: func(r Refusal) { called, gotErr = true, r.Err }})
+	err := a.screen(server, ln.Addr())
 	if !called || gotErr == nil || !errors.Is(err, gotErr) || !strings.Contains(err.Error(), "could not be read") {
 		t.Errorf("screen of a connection without credentials = %v, hook called %v with %v; want a refusal and the hook told the error", err, called, gotErr)
 	}
@@ -673,7 +681,7 @@ func unixSocketpair() ([2]*os.File, error) {
 // error where it cannot be enforced.
 func TestUnixAllowEmptyListAdmitsNobody(t *testing.T) {
 	refused := make(chan Credentials, 1)
-	o := &Options{UnixAllowUID: []uint32{}, UnixRefused: func(c Credentials, err error) { refused <- c }}
+	o := &Options{UnixAllowUID: []uint32{}, UnixRefused: func(r Refusal) { refused <- r.Peer }}
 	ln := listenT(t, "@anylisten-test-empty-"+strconv.Itoa(os.Getpid()), o)
 	accepted := make(chan error, 1)
 	go func() {

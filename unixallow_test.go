@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -44,15 +45,16 @@ func TestAllowListAllows(t *testing.T) {
 
 func TestRefusedError(t *testing.T) {
 	var told []string
-	a := newAllowList(&Options{UnixAllowGID: []uint32{1}, UnixRefused: func(c Credentials, err error) {
-		told = append(told, fmt.Sprintf("%d %d %v %d %v", c.UID, c.GID, c.Groups, c.PID, err))
+	a := newAllowList(&Options{UnixAllowGID: []uint32{1}, UnixRefused: func(r Refusal) {
+		c := r.Peer
+		told = append(told, fmt.Sprintf("%d %d %v %d %v", c.UID, c.GID, c.Groups, c.PID, r.Err))
 	}})
-	err := a.refuse(Credentials{UID: 5, GID: 6, Groups: []uint32{7}, PID: 8}, nil)
+	err := a.refuse(Refusal{Peer: Credentials{UID: 5, GID: 6, Groups: []uint32{7}, PID: 8}})
 	if want := "the peer, uid 5 (gid 6, groups [7], pid 8), is not allowed by the unix_allow_gid option (--unix-allow-gid): its connection was shut down"; err.Error() != want {
 		t.Errorf("refuse: %q, want %q", err, want)
 	}
 	cause := errors.New("getsockopt: bad file descriptor")
-	err = a.refuse(Credentials{}, cause)
+	err = a.refuse(Refusal{Err: cause})
 	if !errors.Is(err, cause) || !strings.Contains(err.Error(), "the peer's credentials could not be read (getsockopt: bad file descriptor), so the unix_allow_gid option (--unix-allow-gid) refused") {
 		t.Errorf("refuse of unreadable credentials: %v", err)
 	}
@@ -75,5 +77,23 @@ func TestAllowListUnsupported(t *testing.T) {
 	}
 	if _, err := PeerCredentials(nil); err == nil {
 		t.Error("PeerCredentials(nil): no error")
+	}
+}
+
+func TestRefusalString(t *testing.T) {
+	local := &net.UnixAddr{Name: "@app", Net: "unix"}
+	for _, tt := range []struct {
+		r    Refusal
+		want string
+	}{
+		{Refusal{Peer: Credentials{UID: 65534, GID: 65534, Groups: []uint32{}, PID: 1234}, Local: local},
+			"refused a connection to @app from uid 65534 (gid 65534, groups [], pid 1234): not on the allow lists"},
+		{Refusal{Err: errors.New("bad file descriptor"), Local: local},
+			"refused a connection to @app: its peer's credentials could not be read: bad file descriptor"},
+		{Refusal{Peer: Credentials{UID: 1}}, "refused a connection from uid 1 (gid 0, groups [], pid 0): not on the allow lists"},
+	} {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
 	}
 }

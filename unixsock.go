@@ -90,7 +90,7 @@ func (l *UnixListener) acceptOne() (*net.UnixConn, error) {
 		return nil, err
 	}
 	if l.allow != nil {
-		if err := l.allow.screen(c); err != nil {
+		if err := l.allow.screen(c, l.Addr()); err != nil {
 			return nil, err
 		}
 	}

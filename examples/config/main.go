@@ -162,6 +162,9 @@ func main() {
 
 // run listens on every address of cfg and echoes until ctx is done.
 func run(ctx context.Context, cfg *Config) error {
+	// A UNIX peer the allow lists (unix_allow_uid, unix_allow_gid) refuse
+	// is logged, never dropped silently.
+	cfg.Options.UnixRefused = func(r anylisten.Refusal) { log.Print(r) }
 	ln, err := anylisten.ListenAll(ctx, cfg.addresses(), &cfg.Options)
 	if err != nil {
 		return err

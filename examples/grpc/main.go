@@ -103,6 +103,9 @@ func parseServeFlags(args []string, w io.Writer) (*serveConfig, error) {
 	fs.Var(&cfg.addrs, "listen", "listen on `ADDRESS`; repeat --listen to listen on several at once (default "+defaultAddress+").\n"+anylisten.AddressHelp)
 	fs.DurationVar(&cfg.grace, "grace", defaultGrace, "how long a `duration` to wait for RPCs in flight after SIGINT or SIGTERM before cutting them off")
 	cfg.opts.RegisterFlags(fs)
+	// A UNIX peer the allow lists (--unix-allow-uid, --unix-allow-gid)
+	// refuse is logged, never dropped silently.
+	cfg.opts.UnixRefused = func(r anylisten.Refusal) { log.Print(r) }
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: grpcdemo serve [--listen ADDRESS]... [OPTIONS]\n\nOptions:\n")
 		fs.PrintDefaults()

@@ -763,3 +763,34 @@ func TestSeveralListen(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowListLogged: with --unix-allow-uid, a peer the list refuses
+// (curl as uid 65534) gets no answer, and hello logs it, never silently;
+// root, on the list, is served.
+func TestAllowListLogged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.SkipOrFail(t, "not root (euid %d): running curl as another user needs root", os.Geteuid())
+	}
+	setpriv := testenv.NeedTool(t, "setpriv")
+	curlPath := testenv.NeedTool(t, "curl")
+	name := "anylisten-hello-allow-" + strconv.Itoa(os.Getpid())
+	h := startHello(t, "", "--unix-allow-uid", "0", "--listen", "@"+name, "allowed\n")
+	if err := h.WaitListening(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		curlPath, "-sS", "--max-time", "10", "--abstract-unix-socket", name, "http://x/").Output()
+	if err == nil {
+		t.Errorf("curl as uid 65534 was served: %q", out)
+	}
+	if err := h.WaitFor("the refusal in the log", func(stderr string) bool {
+		return strings.Contains(stderr, "hello: refused a connection to @"+name+" from uid 65534 (gid 65534, groups [], pid ")
+	}); err != nil {
+		t.Error(err)
+	}
+	if got := curl(t, "--abstract-unix-socket", name, "http://x/"); got != "allowed\n" {
+		t.Errorf("root got %q, want the text", got)
+	}
+}

@@ -59,6 +59,9 @@ func main() {
 
 	var opts anylisten.Options
 	opts.RegisterFlags(flag.CommandLine)
+	// A UNIX peer the allow lists (--unix-allow-uid, --unix-allow-gid)
+	// refuse is logged, never dropped silently.
+	opts.UnixRefused = func(r anylisten.Refusal) { log.Print(r) }
 	restartTimeout := flag.Duration("restart-timeout", 30*time.Second,
 		"on SIGHUP, how long to wait for the new hello to be ready before killing it and serving on")
 	var listen anylisten.AddressList

@@ -62,6 +62,9 @@ func newApp(c *config) *kingpin.Application {
 	// becomes a kingpin flag with the same name, usage and value.
 	fs := flag.NewFlagSet("anylisten", flag.ContinueOnError)
 	c.opts.RegisterFlags(fs)
+	// A UNIX peer the allow lists (--unix-allow-uid, --unix-allow-gid)
+	// refuse is logged, never dropped silently.
+	c.opts.UnixRefused = func(r anylisten.Refusal) { log.Print(r) }
 	addGoFlags(app, fs)
 
 	// kingpin sets the default only when the flag is not given, so that

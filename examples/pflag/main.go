@@ -55,6 +55,9 @@ func main() {
 	// takes them over with their names and usage.
 	fs := flag.NewFlagSet("anylisten", flag.ContinueOnError)
 	opts.RegisterFlags(fs)
+	// A UNIX peer the allow lists (--unix-allow-uid, --unix-allow-gid)
+	// refuse is logged, never dropped silently.
+	opts.UnixRefused = func(r anylisten.Refusal) { log.Print(r) }
 	pflag.CommandLine.AddGoFlagSet(fs)
 	pflag.Var(pflagValue{&addrs}, "listen",
 		"listen on `ADDRESS`; repeat --listen to listen on several (default "+defaultAddress+")\n"+anylisten.AddressHelp)
