@@ -17,6 +17,7 @@ import (
 	"github.com/anylisten/anylisten"
 	"github.com/anylisten/anylisten/internal/testenv"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // parse runs the kingpin application on args and returns what it set.
@@ -61,13 +62,33 @@ func TestServeBridgedFlags(t *testing.T) {
 		UnixListenChmod:  0o600,
 		TCPKeepalive:     &anylisten.TCPKeepalive{Idle: 60 * time.Second},
 	}
-	if diff := cmp.Diff(wantOpts, c.opts); diff != "" {
+	if c.opts.UnixRefused == nil {
+		t.Error("no UnixRefused hook: a refused peer would go unlogged")
+	}
+	if diff := cmp.Diff(wantOpts, c.opts, cmpopts.IgnoreFields(anylisten.Options{}, "UnixRefused")); diff != "" {
 		t.Errorf("%q set the options (-want +got):\n%s", args, diff)
 	}
 
+	// An abstract name has no file: the socket file's mode is an error
+	// there. Each address is opened with the options it takes, and the
+	// listeners merged.
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Timeout)
 	defer cancel()
-	ln, err := anylisten.ListenAll(ctx, c.addrs, &c.opts)
+	noFile := c.opts
+	noFile.UnixListenChmod = 0
+	var lns []net.Listener
+	for _, a := range c.addrs {
+		o := &c.opts
+		if a.Kind() == anylisten.KindAbstract {
+			o = &noFile
+		}
+		l, err := anylisten.Listen(ctx, a, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, l)
+	}
+	ln, err := anylisten.Merge(lns...)
 	if err != nil {
 		t.Fatal(err)
 	}
