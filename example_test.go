@@ -54,8 +54,9 @@ func ExampleParseAddress() {
 }
 
 // An HTTP server on a UNIX socket that only its owner and group may
-// connect to. The same program serves TCP, an abstract socket or a socket passed by
-// systemd when given another address.
+// connect to. The same program serves TCP or a socket passed by systemd
+// when given another address (an abstract socket has no file to give a
+// mode: there, set UnixAllowUID or UnixAllowGID instead).
 func ExampleListen() {
 	addr := anylisten.MustParseAddress("./app.sock")
 	opts := &anylisten.Options{

@@ -19,10 +19,11 @@ import (
 // exceptions guard against a silently wider access: the allow lists
 // (UnixAllowUID, UnixAllowGID) are an error where they cannot be enforced,
 // and the socket file's mode and owner (UnixListenChmod, UnixListenUID,
-// UnixListenGID) with a Windows named pipe and no NpipeSecurityDescriptor
-// are an error, since the pipe would get Windows's default descriptor
-// instead. Listen copies the Options and never modifies them (nor the
-// lists).
+// UnixListenGID) are an error on an abstract name (no file), on a socket
+// passed in for a path whose file has wider rights than they ask, and
+// with a Windows named pipe and no NpipeSecurityDescriptor (the pipe would
+// get Windows's default descriptor instead). Listen copies the Options and
+// never modifies them (nor the lists).
 //
 // The field tags give the option's key in a JSON, YAML or TOML config file;
 // RegisterFlags registers the same options as command-line flags with the
@@ -107,8 +108,11 @@ type Options struct {
 	// With ListenAll, which gives every address the same Options, listen
 	// on TCP addresses with other Options. 4294967295 ((uid_t)-1) is not
 	// a valid id. Linux, macOS, the BSDs, Solaris and illumos.
-	UnixAllowUID []uint32 `json:"unix_allow_uid,omitempty" yaml:"unix_allow_uid,omitempty" toml:"unix_allow_uid,omitempty"`
-	UnixAllowGID []uint32 `json:"unix_allow_gid,omitempty" yaml:"unix_allow_gid,omitempty" toml:"unix_allow_gid,omitempty"`
+	// (JSON: omitzero, so that a set but empty list is written [] and stays
+	// a list that admits nobody; with YAML and TOML encoders that omit
+	// every empty slice, write such a list back by hand.)
+	UnixAllowUID []uint32 `json:"unix_allow_uid,omitzero" yaml:"unix_allow_uid,omitempty" toml:"unix_allow_uid,omitempty"`
+	UnixAllowGID []uint32 `json:"unix_allow_gid,omitzero" yaml:"unix_allow_gid,omitempty" toml:"unix_allow_gid,omitempty"`
 
 	// UnixRefused, if not nil, is called for each connection that
 	// UnixAllowUID and UnixAllowGID refuse, once it is shut down, with
@@ -307,10 +311,10 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		"change the group of the newly bound UNIX socket file to this numeric `GID` (default: the process's group)")
 	fs.Var(&idListFlag{p: &o.UnixAllowUID, what: "user"}, "unix-allow-uid",
 		"serve a UNIX socket connection only if its peer's user id is one of `UID[,UID...]` (or its group is allowed by --unix-allow-gid); "+
-			"repeatable; others are closed unread (empty: no check)")
+			"repeatable; others are closed unread (unset: no check)")
 	fs.Var(&idListFlag{p: &o.UnixAllowGID, what: "group"}, "unix-allow-gid",
 		"serve a UNIX socket connection only if its peer's group or one of its supplementary groups is one of `GID[,GID...]` "+
-			"(or its user is allowed by --unix-allow-uid); repeatable; others are closed unread (empty: no check)")
+			"(or its user is allowed by --unix-allow-uid); repeatable; others are closed unread (unset: no check)")
 	fs.BoolVar(&o.SDAcceptIgnoreEnvironment, "sd-accept-ignore-environment", o.SDAcceptIgnoreEnvironment,
 		"ignore LISTEN_PID and LISTEN_FDS and use file descriptor 3 unconditionally for sd-listen addresses")
 	fs.BoolVar(&o.NoAdopt, "no-adopt", o.NoAdopt,

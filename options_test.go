@@ -388,3 +388,23 @@ func TestUnixModeUnmarshalTOML(t *testing.T) {
 		}
 	}
 }
+
+// A set but empty allow list, which admits nobody, survives a JSON round
+// trip as [] (omitzero), and does not come back as no list at all, which
+// would admit everybody.
+func TestEmptyAllowListJSON(t *testing.T) {
+	out, err := json.Marshal(Options{UnixAllowUID: []uint32{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != `{"unix_allow_uid":[]}` {
+		t.Errorf("Marshal = %s, want {\"unix_allow_uid\":[]}", out)
+	}
+	var back Options
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.UnixAllowUID == nil || len(back.UnixAllowUID) != 0 || back.UnixAllowGID != nil {
+		t.Errorf("round trip gives %#v and %#v, want a set but empty uid list and no gid list", back.UnixAllowUID, back.UnixAllowGID)
+	}
+}

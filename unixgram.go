@@ -25,9 +25,10 @@ type UnixgramConn struct {
 
 // LocalAddr returns the socket path as given to ListenPacket. The
 // kernel's name for the socket, which its peers see as the address its
-// datagrams come from, is the path too where ListenPacket could bind it
-// there safely: on Linux, in a directory that no other user may write
-// (such as /run/APP). Elsewhere the socket is bound in a private directory
+// datagrams come from, is the path too (its directory's physical path and
+// the name) where ListenPacket could bind it there safely: on Linux, where
+// no other user may write the directory or move it or a directory above
+// it (such as /run/APP), and a mode is given if an owner or group is. Elsewhere the socket is bound in a private directory
 // and moved into place, as a stream socket is, and the kernel keeps that
 // name, DIR/.anylisten-XXXXXXXX/NAME (or /proc/self/fd/N/NAME in a
 // directory other users may write): a peer that answers to the address a
